@@ -1,0 +1,236 @@
+"""The ASGI application: /graphql (HTTP + graphql-transport-ws), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from tortoise import connections
+
+from app.broker import Broker, RedisBroker, make_broker
+from app.db import close_database, open_database
+from app.logging import configure_logging
+from app.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from app.relay import OutboxRelay
+from app.settings import Settings, load_settings
+from app.sms import LoggingSmsSender
+from domain import config as domain_config
+from domain.config import SmsSender
+from resolvers.context import Context, authenticate, language, new_request_id
+from schema.root import build_schema
+
+log = structlog.get_logger("yikatong.app")
+
+
+class GraphQLApp(GraphQL):
+    """Strawberry's ASGI view with our context and websocket authentication."""
+
+    def __init__(self, *args: Any, state: AppState, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state = state
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        request_id = structlog.contextvars.get_contextvars().get("request_id") or new_request_id(
+            request.headers.get("x-request-id")
+        )
+        ctx = Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            broker=self.state.broker,
+            request_id=request_id,
+            lang=language(request.headers.get("accept-language")),
+            max_page_size=self.state.settings.max_page_size,
+        )
+        if isinstance(request, Request):
+            ip = request.client.host if request.client else None
+            ctx.viewer, ctx.auth_error = await authenticate(
+                request.headers.get("authorization"), ip, request_id
+            )
+        return ctx
+
+    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+        params = context.connection_params or {}
+        authorization = params.get("authorization") or params.get("Authorization")
+        if authorization is not None and not isinstance(authorization, str):
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        viewer, error = await authenticate(authorization, context.ip, context.request_id)
+        if authorization and viewer is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": error})
+        context.viewer = viewer
+        return None
+
+
+class AppState:
+    def __init__(self, settings: Settings, sms: SmsSender | None = None) -> None:
+        self.settings = settings
+        self.broker: Broker = make_broker(settings.redis_url)
+        self.relay = OutboxRelay(self.broker)
+        self.memory_limiter = MemoryRateLimiter()
+        limiter: Any = self.memory_limiter
+        if isinstance(self.broker, RedisBroker):
+            limiter = RedisRateLimiter(self.broker.redis, self.memory_limiter)
+        self.rate_limiter = limiter
+        self.sms: SmsSender = sms or LoggingSmsSender(settings.production)
+
+    def configure_domain(self) -> None:
+        s = self.settings
+        domain_config.configure(
+            domain_config.DomainConfig(
+                secret_key=s.secret_key,
+                production=s.production,
+                access_token_ttl=s.access_token_ttl,
+                refresh_token_ttl=s.refresh_token_ttl,
+                otp_ttl=s.otp_ttl,
+                otp_max_attempts=s.otp_max_attempts,
+                otp_per_phone_per_hour=s.otp_per_phone_per_hour,
+                otp_per_ip_per_hour=s.otp_per_ip_per_hour,
+                rate_limiter=self.rate_limiter,
+                sms=self.sms,
+                events=self.relay,
+            )
+        )
+
+
+class RequestContextMiddleware:
+    """Binds a request id to every log line, echoes it, and refuses oversized bodies."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = new_request_id(headers.get(b"x-request-id", b"").decode("latin-1") or None)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await _too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        {"errors": [{"message": "Request body too large", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+        status_code=413,
+    )
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, sms: SmsSender | None = None) -> Starlette:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    state = AppState(settings, sms)
+    state.configure_domain()
+    schema = build_schema(settings.max_query_depth, settings.max_query_tokens, settings.max_aliases)
+    graphql = GraphQLApp(
+        schema,
+        state=state,
+        graphql_ide="graphiql" if settings.env == "development" else None,
+        allow_queries_via_get=False,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=10),
+        allowed_origins=settings.cors_origins,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await connections.get("default").execute_query("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:  # reported, not raised
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["broker"] = "ok" if await state.broker.ping() else "error"
+        ready = all(v == "ok" for v in checks.values())
+        return Response(
+            orjson.dumps({"status": "ready" if ready else "not ready", "checks": checks,
+                          "backends": settings.backend_label()}),
+            status_code=200 if ready else 503,
+            media_type="application/json",
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.configure_domain()
+        await open_database(settings.database_url)
+        await state.broker.start()
+        state.relay.start()
+        log.info("yikatong started", env=settings.env, backends=settings.backend_label())
+        try:
+            yield
+        finally:
+            await state.relay.stop()
+            await state.broker.close()
+            await close_database()
+
+    middleware = [Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "accept-language", "x-request-id"],
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.yikatong = state
+    return app

@@ -1,0 +1,97 @@
+"""Fan-out of events to subscribers: Redis pub/sub across workers, or in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+
+log = structlog.get_logger(__name__)
+
+CHANNEL_PREFIX = "yikatong:"
+
+
+class InProcessBroker:
+    """For one process (the embedded default): queues per subscriber."""
+
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> bool:
+        return True
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        for queue in list(self._subscribers.get(channel, ())):
+            if queue.qsize() < 1000:
+                queue.put_nowait(message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers[channel].add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers[channel].discard(queue)
+            if not self._subscribers[channel]:
+                self._subscribers.pop(channel, None)
+
+
+class RedisBroker:
+    """Redis pub/sub: one connection per subscription (subscriptions are few per worker)."""
+
+    name = "redis"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.redis: aioredis.Redis = aioredis.from_url(url)
+
+    async def start(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except Exception:  # readiness reports it; it must not raise
+            return False
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        await self.redis.publish(CHANNEL_PREFIX + channel, orjson.dumps(message))
+
+    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(CHANNEL_PREFIX + channel)
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=30.0)
+                if message is not None and message.get("type") == "message":
+                    yield orjson.loads(message["data"])
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.unsubscribe()
+                await pubsub.aclose()
+
+
+Broker = InProcessBroker | RedisBroker
+
+
+def make_broker(redis_url: str | None) -> Broker:
+    return RedisBroker(redis_url) if redis_url else InProcessBroker()

@@ -1,0 +1,52 @@
+"""The outbox relay: publishes committed events to the broker, in order, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from app.broker import Broker
+from domain.outbox.service import relay_batch
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, broker: Broker, idle_poll_seconds: float = 1.0) -> None:
+        self.broker = broker
+        self.idle_poll_seconds = idle_poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def drain(self) -> int:
+        total = 0
+        while n := await relay_batch(self.broker.publish):
+            total += n
+        return total
+
+    async def _run(self) -> None:
+        # Unpublished rows from before a crash go out first.
+        while True:
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # database or broker blip: retry after the poll interval
+                log.exception("outbox relay failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+            self._wake.clear()

@@ -1,0 +1,121 @@
+"""Settings from the environment (every variable is listed in README.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot work; the process must not start."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    data_dir: Path
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    otp_ttl: int = 300
+    otp_max_attempts: int = 5
+    otp_per_phone_per_hour: int = 5
+    otp_per_ip_per_hour: int = 30
+    cors_origins: tuple[str, ...] = ()
+    max_query_depth: int = 12
+    max_query_tokens: int = 2000
+    max_aliases: int = 30
+    max_page_size: int = 100
+    max_body_bytes: int = 256 * 1024
+    log_level: str = "INFO"
+    log_json: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def backend_label(self) -> str:
+        db = "SQLite" if self.uses_sqlite else "PostgreSQL"
+        broker = "Redis" if self.redis_url else "in-process broker"
+        return f"{db} + {broker}"
+
+
+def _dev_secret(data_dir: Path) -> str:
+    """A development key kept in a local file so tokens survive restarts."""
+    path = data_dir / "secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    log.warning("generated a development secret key; set YIKATONG_SECRET_KEY", path=str(path))
+    return key
+
+
+def load_settings() -> Settings:
+    env = os.environ.get("YIKATONG_ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise SettingsError(f"YIKATONG_ENV must be one of {ENVIRONMENTS}, got {env!r}")
+    data_dir = Path(os.environ.get("YIKATONG_DATA_DIR", ".yikatong")).resolve()
+    database_url = os.environ.get("YIKATONG_DATABASE_URL") or f"sqlite://{data_dir}/yikatong.sqlite3"
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    if database_url.startswith("sqlite://"):
+        Path(database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    redis_url = os.environ.get("YIKATONG_REDIS_URL") or None
+    secret_key = os.environ.get("YIKATONG_SECRET_KEY", "")
+    if not secret_key:
+        if env == "production":
+            raise SettingsError("YIKATONG_SECRET_KEY is required in production")
+        secret_key = _dev_secret(data_dir)
+    elif len(secret_key) < 32:
+        raise SettingsError("YIKATONG_SECRET_KEY must be at least 32 characters")
+    cors = tuple(
+        o.strip() for o in os.environ.get("YIKATONG_CORS_ORIGINS", "").split(",") if o.strip()
+    )
+    return Settings(
+        env=env,
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=secret_key,
+        data_dir=data_dir,
+        access_token_ttl=_int("YIKATONG_ACCESS_TOKEN_TTL", 900),
+        refresh_token_ttl=_int("YIKATONG_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        otp_ttl=_int("YIKATONG_OTP_TTL", 300),
+        otp_per_phone_per_hour=_int("YIKATONG_OTP_PER_PHONE_PER_HOUR", 5),
+        otp_per_ip_per_hour=_int("YIKATONG_OTP_PER_IP_PER_HOUR", 30),
+        cors_origins=cors,
+        max_query_depth=_int("YIKATONG_MAX_QUERY_DEPTH", 12),
+        max_query_tokens=_int("YIKATONG_MAX_QUERY_TOKENS", 2000),
+        max_aliases=_int("YIKATONG_MAX_ALIASES", 30),
+        max_body_bytes=_int("YIKATONG_MAX_BODY_BYTES", 256 * 1024),
+        log_level=os.environ.get("YIKATONG_LOG_LEVEL", "INFO").upper(),
+        log_json=os.environ.get("YIKATONG_LOG_FORMAT", "json" if env == "production" else "console")
+        == "json",
+    )

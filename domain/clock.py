@@ -1,0 +1,24 @@
+"""The one clock of the domain, so tests (and the worker) can move time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+_now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+_offset = timedelta(0)
+
+
+def now() -> datetime:
+    return _now() + _offset
+
+
+def advance(delta: timedelta) -> None:
+    """Move the clock forward (tests only)."""
+    global _offset
+    _offset += delta
+
+
+def reset() -> None:
+    global _offset
+    _offset = timedelta(0)

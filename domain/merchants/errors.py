@@ -1,0 +1,22 @@
+"""Error codes of merchants, stores, staff and terminals."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+
+
+def merchant_not_found(field: str = "merchantId") -> DomainError:
+    return DomainError("NOT_FOUND", "商户不存在", "Merchant not found", field)
+
+
+def store_not_found(field: str = "storeId") -> DomainError:
+    return DomainError("NOT_FOUND", "门店不存在", "Store not found", field)
+
+
+def invalid_role() -> DomainError:
+    return DomainError(
+        "INVALID_INPUT",
+        "角色须为 MERCHANT_ADMIN 或 MERCHANT_STAFF",
+        "Role must be MERCHANT_ADMIN or MERCHANT_STAFF",
+        "role",
+    )

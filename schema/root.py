@@ -1,0 +1,47 @@
+"""The root types and the Schema, with the production limits and caches."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from schema.auth import AuthMutation
+from schema.errors import ErrorPolicy
+from schema.merchants import MerchantMutation, MerchantQuery
+from schema.viewer import ViewerQuery, ViewerSubscription
+
+Query = merge_types("Query", (ViewerQuery, MerchantQuery))
+Mutation = merge_types("Mutation", (AuthMutation, MerchantMutation))
+Subscription = merge_types("Subscription", (ViewerSubscription,))
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None):  # type: ignore[no-untyped-def]
+        # ErrorPolicy logs what is unexpected, with the request id; nothing to repeat here.
+        return None
+
+
+def build_schema(max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30) -> Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[
+            ErrorPolicy,
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            MaxAliasesLimiter(max_alias_count=max_aliases),
+            QueryDepthLimiter(max_depth=max_depth),
+        ],
+    )
+
+
+schema = build_schema()
