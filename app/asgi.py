@@ -78,12 +78,12 @@ class GraphQLApp(GraphQL):
 class AppState:
     def __init__(self, settings: Settings, sms: SmsSender | None = None) -> None:
         self.settings = settings
-        self.broker: Broker = make_broker(settings.redis_url)
+        self.broker: Broker = make_broker(settings.redis_url, settings.redis_prefix)
         self.relay = OutboxRelay(self.broker)
         self.memory_limiter = MemoryRateLimiter()
         limiter: Any = self.memory_limiter
         if isinstance(self.broker, RedisBroker):
-            limiter = RedisRateLimiter(self.broker.redis, self.memory_limiter)
+            limiter = RedisRateLimiter(self.broker.redis, self.memory_limiter, settings.redis_prefix)
         self.rate_limiter = limiter
         self.sms: SmsSender = sms or LoggingSmsSender(settings.production)
 

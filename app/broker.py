@@ -14,9 +14,6 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-CHANNEL_PREFIX = "yikatong:"
-
-
 class InProcessBroker:
     """For one process (the embedded default): queues per subscriber."""
 
@@ -56,8 +53,9 @@ class RedisBroker:
 
     name = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "yikatong:") -> None:
         self.url = url
+        self.prefix = prefix
         self.redis: aioredis.Redis = aioredis.from_url(url)
 
     async def start(self) -> None:
@@ -74,11 +72,11 @@ class RedisBroker:
             return False
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        await self.redis.publish(CHANNEL_PREFIX + channel, orjson.dumps(message))
+        await self.redis.publish(self.prefix + channel, orjson.dumps(message))
 
     async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(CHANNEL_PREFIX + channel)
+        await pubsub.subscribe(self.prefix + channel)
         try:
             while True:
                 message = await pubsub.get_message(timeout=30.0)
@@ -93,5 +91,5 @@ class RedisBroker:
 Broker = InProcessBroker | RedisBroker
 
 
-def make_broker(redis_url: str | None) -> Broker:
-    return RedisBroker(redis_url) if redis_url else InProcessBroker()
+def make_broker(redis_url: str | None, prefix: str = "yikatong:") -> Broker:
+    return RedisBroker(redis_url, prefix) if redis_url else InProcessBroker()

@@ -30,13 +30,14 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: aioredis.Redis, fallback: MemoryRateLimiter) -> None:
+    def __init__(self, redis: aioredis.Redis, fallback: MemoryRateLimiter, prefix: str) -> None:
         self.redis = redis
+        self.prefix = prefix
         self.fallback = fallback
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         window = int(time.time()) // window_seconds
-        rkey = f"yikatong:rl:{key}:{window}"
+        rkey = f"{self.prefix}rl:{key}:{window}"
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.incr(rkey)

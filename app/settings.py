@@ -47,6 +47,7 @@ class Settings:
     max_aliases: int = 30
     max_page_size: int = 100
     max_body_bytes: int = 256 * 1024
+    redis_prefix: str = "yikatong:"
     log_level: str = "INFO"
     log_json: bool = True
     extra: dict[str, str] = field(default_factory=dict)
@@ -111,6 +112,7 @@ def load_settings() -> Settings:
         otp_per_phone_per_hour=_int("YIKATONG_OTP_PER_PHONE_PER_HOUR", 5),
         otp_per_ip_per_hour=_int("YIKATONG_OTP_PER_IP_PER_HOUR", 30),
         cors_origins=cors,
+        redis_prefix=os.environ.get("YIKATONG_REDIS_PREFIX", "yikatong:"),
         max_query_depth=_int("YIKATONG_MAX_QUERY_DEPTH", 12),
         max_query_tokens=_int("YIKATONG_MAX_QUERY_TOKENS", 2000),
         max_aliases=_int("YIKATONG_MAX_ALIASES", 30),

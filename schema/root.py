@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -28,18 +29,26 @@ class Schema(strawberry.Schema):
         return None
 
 
+CACHE_SIZE = 512
+
+
 def build_schema(max_depth: int = 12, max_tokens: int = 2000, max_aliases: int = 30) -> Schema:
+    # The limiter rule classes are built once: the validation cache keys on them, so fresh
+    # classes per request would make every lookup miss.
+    rules = (
+        QueryDepthLimiter(max_depth=max_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules
+    )
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
             ErrorPolicy,
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
+            lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            MaxAliasesLimiter(max_alias_count=max_aliases),
-            QueryDepthLimiter(max_depth=max_depth),
+            lambda: ParserCache(maxsize=CACHE_SIZE),
+            lambda: ValidationCache(maxsize=CACHE_SIZE),
         ],
     )
 
