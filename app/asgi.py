@@ -233,4 +233,5 @@ def create_app(settings: Settings | None = None, sms: SmsSender | None = None) -
         lifespan=lifespan,
     )
     app.state.yikatong = state
+    app.state.yikatong_schema = schema
     return app

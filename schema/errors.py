@@ -3,13 +3,12 @@ unexpected -> top-level errors (unexpected ones masked and logged with the reque
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
 import structlog
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
 
 from domain.errors import AccessDenied, DomainError
@@ -80,16 +79,8 @@ def _rewrite(error: GraphQLError, lang: str, request_id: str) -> GraphQLError:
     )
 
 
-class ErrorPolicy(SchemaExtension):
-    """Applies the rules above to every result, including subscription events."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if result is None or not errors:
-            return
-        ctx = self.execution_context.context
-        lang = getattr(ctx, "lang", "zh")
-        request_id = getattr(ctx, "request_id", "-")
-        result.errors = [_rewrite(e, lang, request_id) for e in errors]
+def apply_error_policy(errors: list[GraphQLError], context: Any) -> None:
+    """Rewrite a result's errors in place by the rules above."""
+    lang = getattr(context, "lang", "zh")
+    request_id = getattr(context, "request_id", "-")
+    errors[:] = [_rewrite(e, lang, request_id) for e in errors]

@@ -14,7 +14,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from schema.auth import AuthMutation
-from schema.errors import ErrorPolicy
+from schema.errors import apply_error_policy
 from schema.merchants import MerchantMutation, MerchantQuery
 from schema.viewer import ViewerQuery, ViewerSubscription
 
@@ -25,8 +25,9 @@ Subscription = merge_types("Subscription", (ViewerSubscription,))
 
 class Schema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None):  # type: ignore[no-untyped-def]
-        # ErrorPolicy logs what is unexpected, with the request id; nothing to repeat here.
-        return None
+        # Strawberry hands every result's error list here (queries, mutations and each
+        # subscription event), so the error policy is applied in place.
+        apply_error_policy(errors, execution_context.context if execution_context else None)
 
 
 CACHE_SIZE = 512
@@ -44,7 +45,6 @@ def build_schema(max_depth: int = 12, max_tokens: int = 2000, max_aliases: int =
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            ErrorPolicy,
             lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=CACHE_SIZE),

@@ -1,0 +1,178 @@
+"""Every root operation is tried by every role (and by nobody). An operation without a declared
+permission, or missing from the table below, fails the test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from domain.actor import Role
+from schema.permissions import declared_roles
+from schema.root import Mutation, Query, Subscription
+from tests.helpers import PASSWORD, consumer_token, gql, make_merchant, token_for, uid
+
+ANON = "ANONYMOUS"
+R = Role
+PUBLIC = None
+
+# operation -> (who may call it, document, variables factory(setup))
+Vars = Callable[[dict[str, Any]], dict[str, Any]]
+MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
+    "login": (PUBLIC, "mutation($i: LoginInput!) { login(input: $i) { errors { code } } }",
+              lambda s: {"i": {"username": "nobody", "password": "x"}}),
+    "requestOtp": (PUBLIC, "mutation($i: RequestOtpInput!) { requestOtp(input: $i) { errors { code } } }",
+                   lambda s: {"i": {"phone": "12"}}),
+    "loginWithOtp": (PUBLIC, "mutation($i: LoginWithOtpInput!) { loginWithOtp(input: $i) { errors { code } } }",
+                     lambda s: {"i": {"phone": "13700000000", "code": "000000"}}),
+    "refreshToken": (PUBLIC, "mutation($i: RefreshTokenInput!) { refreshToken(input: $i) { errors { code } } }",
+                     lambda s: {"i": {"refreshToken": "rt_nope"}}),
+    "merchantCreate": (
+        frozenset({R.OPERATOR}),
+        "mutation($i: MerchantCreateInput!) { merchantCreate(input: $i) { merchant { id } errors { code } } }",
+        lambda s: {"i": {"name": "m", "regionCode": "110105", "industry": "RETAIL",
+                         "adminUsername": uid("mx"), "adminPassword": PASSWORD}},
+    ),
+    "storeCreate": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "mutation($i: StoreCreateInput!) { storeCreate(input: $i) { store { id } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "name": "s"}},
+    ),
+    "staffCreate": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "mutation($i: StaffCreateInput!) { staffCreate(input: $i) { staff { id } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "username": uid("sx"),
+                         "password": PASSWORD, "role": "MERCHANT_STAFF"}},
+    ),
+    "terminalRegister": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "mutation($i: TerminalRegisterInput!) { terminalRegister(input: $i) { terminalKey errors { code } } }",
+        lambda s: {"i": {"storeId": s["store_id"], "name": "t"}},
+    ),
+    "officialCreate": (
+        frozenset({R.OPERATOR}),
+        "mutation($i: OfficialCreateInput!) { officialCreate(input: $i) { official { id } errors { code } } }",
+        lambda s: {"i": {"username": uid("ox"), "password": PASSWORD, "role": "REGULATOR",
+                         "organisation": "商务局", "regionCode": "110000"}},
+    ),
+    "viewer": (frozenset(Role), "{ viewer { id role } }", lambda s: {}),
+    "merchant": (
+        frozenset({R.OPERATOR, R.REGULATOR, R.CUSTODIAN, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "query($id: ID!) { merchant(id: $id) { id name } }",
+        lambda s: {"id": s["merchant_id"]},
+    ),
+    "merchants": (
+        frozenset({R.OPERATOR, R.REGULATOR, R.CUSTODIAN}),
+        "{ merchants(first: 5) { edges { node { id } } pageInfo { hasNextPage } } }",
+        lambda s: {},
+    ),
+    "viewerEvents": (frozenset(Role), "subscription { viewerEvents { kind } }", lambda s: {}),
+}
+
+
+def schema_operations() -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    for root in (Query, Mutation, Subscription):
+        for field in root.__strawberry_definition__.fields:
+            from strawberry.utils.str_converters import to_camel_case
+
+            ops[to_camel_case(field.python_name)] = declared_roles(field.extensions)
+    return ops
+
+
+def test_every_operation_declares_a_permission_and_is_in_the_matrix():
+    ops = schema_operations()
+    undeclared = [name for name, roles in ops.items() if roles is False]
+    assert not undeclared, f"operations without a declared permission: {undeclared}"
+    assert set(ops) == set(MATRIX), (
+        f"add to the matrix: {set(ops) - set(MATRIX)}; gone from the schema: {set(MATRIX) - set(ops)}"
+    )
+    for name, (expected, _, _) in MATRIX.items():
+        assert ops[name] == expected, f"{name}: declared {ops[name]}, matrix says {expected}"
+
+
+@pytest.fixture(scope="module")
+async def principals(client, sms) -> dict[str, Any]:
+    m = await make_merchant(client)
+    operator = m.operator
+    officials = {}
+    for role in ("REGULATOR", "CUSTODIAN"):
+        name = uid(role.lower()[:3])
+        body = await gql(
+            client,
+            MATRIX["officialCreate"][1],
+            {"i": {"username": name, "password": PASSWORD, "role": role,
+                   "organisation": "机构", "regionCode": "110000"}},
+            token=operator,
+        )
+        assert body["data"]["officialCreate"]["errors"] == [], body
+        officials[role] = await token_for(client, name, PASSWORD)
+    return {
+        "setup": {"merchant_id": m.merchant_id, "store_id": m.store_id},
+        "auth": {
+            ANON: {},
+            R.CONSUMER: {"token": await consumer_token(client, sms)},
+            R.MERCHANT_STAFF: {"token": m.staff},
+            R.MERCHANT_ADMIN: {"token": m.admin},
+            R.TERMINAL: {"terminal_key": m.terminal_key},
+            R.CUSTODIAN: {"token": officials["CUSTODIAN"]},
+            R.REGULATOR: {"token": officials["REGULATOR"]},
+            R.OPERATOR: {"token": operator},
+        },
+    }
+
+
+CASES = [(op, role) for op in MATRIX if op != "viewerEvents" for role in [ANON, *Role]]
+
+
+@pytest.mark.parametrize(("operation", "role"), CASES, ids=[f"{o}-{r}" for o, r in CASES])
+async def test_http_operation_by_role(client, principals, operation, role):
+    allowed, document, variables = MATRIX[operation]
+    body = await gql(client, document, variables(principals["setup"]), **principals["auth"][role])
+    codes = {e.get("extensions", {}).get("code") for e in body.get("errors") or []}
+    assert "INTERNAL_SERVER_ERROR" not in codes, body
+    if allowed is None or (role != ANON and role in allowed):
+        assert not codes & {"FORBIDDEN", "UNAUTHENTICATED"}, f"{role} refused {operation}: {body}"
+        assert body["data"] is not None and body["data"].get(operation) is not None, body
+    elif role == ANON:
+        assert codes == {"UNAUTHENTICATED"}, body
+    else:
+        assert codes == {"FORBIDDEN"}, body
+
+
+@pytest.mark.parametrize("role", [ANON, *Role])
+async def test_subscription_by_role(app, principals, role):
+    """Subscriptions run through the schema with the same context the websocket builds."""
+    from resolvers.context import Context, authenticate
+
+    schema = app.state.yikatong_schema
+    auth = principals["auth"][role]
+    header = (f"Bearer {auth['token']}" if "token" in auth
+              else f"Terminal {auth['terminal_key']}" if "terminal_key" in auth else None)
+    viewer, _ = await authenticate(header, "127.0.0.1", "matrix")
+
+    class _Req:
+        client = None
+        headers: dict[str, str] = {}
+
+    ctx = Context(request=_Req(), response=None, broker=app.state.yikatong.broker,  # type: ignore[arg-type]
+                  request_id="matrix", viewer=viewer)
+    result = await schema.subscribe(MATRIX["viewerEvents"][1], context_value=ctx)
+    allowed = MATRIX["viewerEvents"][0]
+    if hasattr(result, "__anext__"):
+        try:
+            first = await asyncio.wait_for(result.__anext__(), 0.3)
+        except TimeoutError:
+            first = None
+        finally:
+            await result.aclose()
+    else:
+        first = result
+    errors = getattr(first, "errors", None) or []
+    codes = {getattr(e, "extensions", {}).get("code") for e in errors}
+    if role != ANON and role in allowed:
+        assert not codes, codes
+    else:
+        assert codes == {"UNAUTHENTICATED"}, errors
