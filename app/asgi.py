@@ -37,7 +37,7 @@ from schema.root import build_schema
 log = structlog.get_logger("yikatong.app")
 
 
-class GraphQLApp(GraphQL):
+class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and websocket authentication."""
 
     def __init__(self, *args: Any, state: AppState, **kwargs: Any) -> None:
@@ -63,7 +63,7 @@ class GraphQLApp(GraphQL):
             )
         return ctx
 
-    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> Any:
         params = context.connection_params or {}
         authorization = params.get("authorization") or params.get("Authorization")
         if authorization is not None and not isinstance(authorization, str):
@@ -83,7 +83,9 @@ class AppState:
         self.memory_limiter = MemoryRateLimiter()
         limiter: Any = self.memory_limiter
         if isinstance(self.broker, RedisBroker):
-            limiter = RedisRateLimiter(self.broker.redis, self.memory_limiter, settings.redis_prefix)
+            limiter = RedisRateLimiter(
+                self.broker.redis, self.memory_limiter, settings.redis_prefix
+            )
         self.rate_limiter = limiter
         self.sms: SmsSender = sms or LoggingSmsSender(settings.production)
 
@@ -157,7 +159,11 @@ class _BodyTooLarge(Exception):
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse(
-        {"errors": [{"message": "Request body too large", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+        {
+            "errors": [
+                {"message": "Request body too large", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}
+            ]
+        },
         status_code=413,
     )
     await response(scope, receive, send)
@@ -192,8 +198,13 @@ def create_app(settings: Settings | None = None, sms: SmsSender | None = None) -
         checks["broker"] = "ok" if await state.broker.ping() else "error"
         ready = all(v == "ok" for v in checks.values())
         return Response(
-            orjson.dumps({"status": "ready" if ready else "not ready", "checks": checks,
-                          "backends": settings.backend_label()}),
+            orjson.dumps(
+                {
+                    "status": "ready" if ready else "not ready",
+                    "checks": checks,
+                    "backends": settings.backend_label(),
+                }
+            ),
             status_code=200 if ready else 503,
             media_type="application/json",
         )

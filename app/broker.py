@@ -14,6 +14,7 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+
 class InProcessBroker:
     """For one process (the embedded default): queues per subscriber."""
 
@@ -85,7 +86,7 @@ class RedisBroker:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.unsubscribe()
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 Broker = InProcessBroker | RedisBroker

@@ -76,7 +76,9 @@ def cmd_create_operator(settings: Settings, args: argparse.Namespace) -> int:
     else:
         password = getpass.getpass("Password: ")
     try:
-        user = asyncio.run(_with_database(settings, lambda: create_operator(args.username, password)))
+        user = asyncio.run(
+            _with_database(settings, lambda: create_operator(args.username, password))
+        )
     except DomainError as exc:
         print(f"error {exc.code}: {exc.en}", file=sys.stderr)
         return 1

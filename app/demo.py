@@ -22,7 +22,11 @@ async def _password_user(username: str, role: Role, **extra: object) -> User:
         return existing
     async with transaction() as conn:
         user = await identity.create_user_with_password(
-            conn, username=username, password=DEMO_PASSWORD, role=role, **extra  # type: ignore[arg-type]
+            conn,
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            **extra,  # type: ignore[arg-type]
         )
         await audit.record(conn, Origin(), "demo", user.id, {"username": username})
     return user

@@ -84,7 +84,9 @@ def load_settings() -> Settings:
     if env not in ENVIRONMENTS:
         raise SettingsError(f"YIKATONG_ENV must be one of {ENVIRONMENTS}, got {env!r}")
     data_dir = Path(os.environ.get("YIKATONG_DATA_DIR", ".yikatong")).resolve()
-    database_url = os.environ.get("YIKATONG_DATABASE_URL") or f"sqlite://{data_dir}/yikatong.sqlite3"
+    database_url = (
+        os.environ.get("YIKATONG_DATABASE_URL") or f"sqlite://{data_dir}/yikatong.sqlite3"
+    )
     if database_url.startswith("postgresql://"):
         database_url = "postgres://" + database_url.removeprefix("postgresql://")
     if database_url.startswith("sqlite://"):

@@ -15,8 +15,11 @@ class LoggingSmsSender:
 
     async def send(self, phone: str, template: str, params: dict[str, str]) -> None:
         if self.production:
-            log.warning("no SMS provider configured; message dropped", template=template,
-                        phone=mask_phone(phone))
+            log.warning(
+                "no SMS provider configured; message dropped",
+                template=template,
+                phone=mask_phone(phone),
+            )
             return
         # Development only: the code is shown so a developer can log in.
         log.info("SMS (development sender)", template=template, phone=mask_phone(phone), **params)

@@ -26,7 +26,12 @@ async def store_create(ctx: Context, merchant_id: str, name: str, region_code: s
 
 
 async def staff_create(
-    ctx: Context, merchant_id: str, username: str, password: str, role: str, store_ids: list[str] | None
+    ctx: Context,
+    merchant_id: str,
+    username: str,
+    password: str,
+    role: str,
+    store_ids: list[str] | None,
 ) -> User:
     return await merchants.create_staff(
         ctx.require_viewer(), merchant_id, username, password, role, store_ids
@@ -82,7 +87,7 @@ def merchants_loader(ctx: Context) -> DataLoader[str, Merchant | None]:
     if loader is None:
         loader = DataLoader(load_fn=_load_merchants)
         ctx.loaders["merchant"] = loader
-    return loader  # type: ignore[no-any-return]
+    return loader  # type: ignore[no-any-return,unused-ignore]
 
 
 async def _load_merchants(ids: list[str]) -> list[Merchant | None]:
@@ -106,4 +111,3 @@ async def viewer_terminal(ctx: Context) -> Terminal | None:
     if viewer.role != Role.TERMINAL:
         return None
     return await Terminal.get_or_none(id=viewer.id)
-

@@ -58,4 +58,6 @@ async def paginate(
         query = query.filter(id__lt=decode_cursor(after))
     rows = await query.order_by("-id").limit(size + 1)
     items = rows[:size]
-    return Page(items=items, cursors=[encode_cursor(r.id) for r in items], has_next_page=len(rows) > size)
+    return Page(
+        items=items, cursors=[encode_cursor(r.id) for r in items], has_next_page=len(rows) > size
+    )

@@ -54,9 +54,13 @@ def _tokens(t: Tokens) -> dict[str, object]:
 
 @strawberry.type
 class AuthMutation:
-    @strawberry.mutation(extensions=public(), description="Username and password (staff, operator, officials).")
+    @strawberry.mutation(
+        extensions=public(), description="Username and password (staff, operator, officials)."
+    )
     async def login(self, info: Info, input: LoginInput) -> AuthPayload:
-        return await mutate(info, AuthPayload, auth.login(info.context, input.username, input.password), _tokens)
+        return await mutate(
+            info, AuthPayload, auth.login(info.context, input.username, input.password), _tokens
+        )
 
     @strawberry.mutation(extensions=public(), description="Send a 6-digit login code to a phone.")
     async def request_otp(self, info: Info, input: RequestOtpInput) -> RequestOtpPayload:
@@ -67,13 +71,17 @@ class AuthMutation:
             lambda r: {"masked_phone": r[0], "expires_in_seconds": r[1]},
         )
 
-    @strawberry.mutation(extensions=public(), description="Phone + code; creates the consumer on first login.")
+    @strawberry.mutation(
+        extensions=public(), description="Phone + code; creates the consumer on first login."
+    )
     async def login_with_otp(self, info: Info, input: LoginWithOtpInput) -> AuthPayload:
         return await mutate(
             info, AuthPayload, auth.login_with_otp(info.context, input.phone, input.code), _tokens
         )
 
-    @strawberry.mutation(extensions=public(), description="Rotate a refresh token; reuse revokes the whole login.")
+    @strawberry.mutation(
+        extensions=public(), description="Rotate a refresh token; reuse revokes the whole login."
+    )
     async def refresh_token(self, info: Info, input: RefreshTokenInput) -> AuthPayload:
         return await mutate(
             info, AuthPayload, auth.refresh_token(info.context, input.refresh_token), _tokens

@@ -32,6 +32,9 @@ class Connection(Generic[N]):
     @classmethod
     def of(cls, page: Page[Any], convert: Callable[[Any], N]) -> Connection[N]:
         return cls(
-            edges=[Edge(node=convert(item), cursor=c) for item, c in zip(page.items, page.cursors, strict=True)],
+            edges=[
+                Edge(node=convert(item), cursor=c)
+                for item, c in zip(page.items, page.cursors, strict=True)
+            ],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )

@@ -51,18 +51,37 @@ def _rewrite(error: GraphQLError, lang: str, request_id: str) -> GraphQLError:
         # Syntax and validation errors: the client's fault, safe to show as they are.
         ext = dict(error.extensions or {})
         ext.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
-        return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
-                            extensions=ext)
+        return GraphQLError(
+            error.message, error.nodes, error.source, error.positions, error.path, extensions=ext
+        )
     if isinstance(original, AccessDenied):
-        return GraphQLError(str(original), error.nodes, error.source, error.positions, error.path,
-                            extensions={"code": original.code})
+        return GraphQLError(
+            str(original),
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            extensions={"code": original.code},
+        )
     if isinstance(original, DomainError):
-        return GraphQLError(original.message(lang), error.nodes, error.source, error.positions,
-                            error.path, extensions={"code": original.code, "field": original.field})
+        return GraphQLError(
+            original.message(lang),
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            extensions={"code": original.code, "field": original.field},
+        )
     if isinstance(original, ValueError) and error.path is None:
         # Variable coercion failures (a Fen that is a float, a bad DateTime).
-        return GraphQLError(error.message, error.nodes, error.source, error.positions, None,
-                            extensions={"code": "BAD_USER_INPUT"})
+        return GraphQLError(
+            error.message,
+            error.nodes,
+            error.source,
+            error.positions,
+            None,
+            extensions={"code": "BAD_USER_INPUT"},
+        )
     log.error(
         "unexpected error",
         request_id=request_id,

@@ -207,7 +207,9 @@ def _terminal(r: RegisteredTerminal) -> dict[str, Any]:
 
 @strawberry.type
 class MerchantMutation:
-    @strawberry.mutation(extensions=allow(R.OPERATOR), description="Onboard a merchant and its first admin.")
+    @strawberry.mutation(
+        extensions=allow(R.OPERATOR), description="Onboard a merchant and its first admin."
+    )
     async def merchant_create(self, info: Info, input: MerchantCreateInput) -> MerchantPayload:
         data = {
             "name": input.name,
@@ -233,8 +235,10 @@ class MerchantMutation:
             lambda s: {"store": Store.from_model(s)},
         )
 
-    @strawberry.mutation(extensions=allow(R.MERCHANT_ADMIN, R.OPERATOR),
-                         description="Role MERCHANT_ADMIN or MERCHANT_STAFF; staff may be limited to stores.")
+    @strawberry.mutation(
+        extensions=allow(R.MERCHANT_ADMIN, R.OPERATOR),
+        description="Role MERCHANT_ADMIN or MERCHANT_STAFF; staff may be limited to stores.",
+    )
     async def staff_create(self, info: Info, input: StaffCreateInput) -> StaffPayload:
         return await mutate(
             info,
@@ -250,8 +254,9 @@ class MerchantMutation:
             lambda u: {"staff": Staff.from_model(u)},
         )
 
-    @strawberry.mutation(extensions=allow(R.MERCHANT_ADMIN, R.OPERATOR),
-                         description="Returns the terminal key once.")
+    @strawberry.mutation(
+        extensions=allow(R.MERCHANT_ADMIN, R.OPERATOR), description="Returns the terminal key once."
+    )
     async def terminal_register(self, info: Info, input: TerminalRegisterInput) -> TerminalPayload:
         return await mutate(
             info,
@@ -280,15 +285,19 @@ class MerchantMutation:
 @strawberry.type
 class MerchantQuery:
     @strawberry.field(
-        extensions=allow(R.OPERATOR, R.REGULATOR, R.CUSTODIAN, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL),
-        description="A merchant its viewer may see: its own staff, regulators of its region, operators.",
+        extensions=allow(
+            R.OPERATOR, R.REGULATOR, R.CUSTODIAN, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL
+        ),
+        description="A merchant the viewer may see: own staff, regional regulators, operators.",
     )
     async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
         row = await resolve.merchant(info.context, id)
         return Merchant.from_model(row) if row else None
 
-    @strawberry.field(extensions=allow(R.OPERATOR, R.REGULATOR, R.CUSTODIAN),
-                      description="Merchants newest first; regulators see their region.")
+    @strawberry.field(
+        extensions=allow(R.OPERATOR, R.REGULATOR, R.CUSTODIAN),
+        description="Merchants newest first; regulators see their region.",
+    )
     async def merchants(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Merchant]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
@@ -22,19 +23,19 @@ class Allow(BasePermission):
         return True
 
 
-def allow(*roles: Role) -> list[PermissionExtension]:
+def allow(*roles: Role) -> list[FieldExtension]:
     return [PermissionExtension(permissions=[Allow(frozenset(roles))], use_directives=False)]
 
 
-def public() -> list[PermissionExtension]:
+def public() -> list[FieldExtension]:
     return [PermissionExtension(permissions=[Allow(None)], use_directives=False)]
 
 
-def authenticated() -> list[PermissionExtension]:
+def authenticated() -> list[FieldExtension]:
     return [PermissionExtension(permissions=[Allow(ALL_ROLES)], use_directives=False)]
 
 
-def declared_roles(extensions: list[Any]) -> frozenset[Role] | None | bool:
+def declared_roles(extensions: list[Any]) -> frozenset[Role] | bool | None:
     """The roles a field declares, None if public, False if it declares nothing."""
     for ext in extensions:
         if isinstance(ext, PermissionExtension):

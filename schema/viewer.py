@@ -66,8 +66,10 @@ class ViewerQuery:
 
 @strawberry.type
 class ViewerSubscription:
-    @strawberry.subscription(extensions=authenticated(),
-                             description="Events on the viewer's own account (e.g. a revoked login).")
+    @strawberry.subscription(
+        extensions=authenticated(),
+        description="Events on the viewer's own account (e.g. a revoked login).",
+    )
     async def viewer_events(self, info: Info) -> AsyncGenerator[ViewerEvent, None]:
         async for message in events.viewer_events(info.context):
             yield ViewerEvent(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET  # noqa: S405 (our own pytest report)
+import xml.etree.ElementTree as ET
 
 PG_URL = os.environ.get("YIKATONG_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("YIKATONG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -26,7 +26,9 @@ def reachable(host: str, port: int) -> bool:
 
 def main() -> int:
     args = sys.argv[1:]
-    runs: list[tuple[str, dict[str, str]]] = [("SQLite + in-process broker", {"YIKATONG_TEST_BACKEND": "sqlite"})]
+    runs: list[tuple[str, dict[str, str]]] = [
+        ("SQLite + in-process broker", {"YIKATONG_TEST_BACKEND": "sqlite"})
+    ]
     pg = reachable("127.0.0.1", 5432) or "127.0.0.1:5432" not in PG_URL
     redis = reachable("127.0.0.1", 6379) or "127.0.0.1:6379" not in REDIS_URL
     if pg and redis:
@@ -74,8 +76,10 @@ def main() -> int:
         sys.stdout.flush()
         if code != 0:
             status = code
-    print(f"backends tested: {', '.join(label for label, _, _ in procs)} "
-          f"in {time.monotonic() - started:.0f}s")
+    print(
+        f"backends tested: {', '.join(label for label, _, _ in procs)} "
+        f"in {time.monotonic() - started:.0f}s"
+    )
     passed = failed = skipped = 0
     for name in reports:
         try:

@@ -31,7 +31,9 @@ async def gql(
         h["Authorization"] = f"Bearer {token}"
     if terminal_key:
         h["Authorization"] = f"Terminal {terminal_key}"
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=h)
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=h
+    )
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -87,8 +89,15 @@ async def make_merchant(
         client,
         """mutation($i: MerchantCreateInput!) { merchantCreate(input: $i) {
              merchant { id name } errors { code field } } }""",
-        {"i": {"name": "测试商户", "regionCode": region, "industry": "CATERING",
-               "adminUsername": admin_username, "adminPassword": PASSWORD}},
+        {
+            "i": {
+                "name": "测试商户",
+                "regionCode": region,
+                "industry": "CATERING",
+                "adminUsername": admin_username,
+                "adminPassword": PASSWORD,
+            }
+        },
         token=operator,
     )
     payload = body["data"]["merchantCreate"]
@@ -109,8 +118,15 @@ async def make_merchant(
     body = await gql(
         client,
         """mutation($i: StaffCreateInput!) { staffCreate(input: $i) { staff { id } errors { code } } }""",
-        {"i": {"merchantId": merchant_id, "username": staff_username, "password": PASSWORD,
-               "role": "MERCHANT_STAFF", "storeIds": [stores[0]]}},
+        {
+            "i": {
+                "merchantId": merchant_id,
+                "username": staff_username,
+                "password": PASSWORD,
+                "role": "MERCHANT_STAFF",
+                "storeIds": [stores[0]],
+            }
+        },
         token=admin,
     )
     assert body["data"]["staffCreate"]["errors"] == [], body

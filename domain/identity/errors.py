@@ -16,7 +16,9 @@ def invalid_phone() -> DomainError:
 
 
 def rate_limited(field: str | None = None) -> DomainError:
-    return DomainError("RATE_LIMITED", "操作过于频繁，请稍后再试", "Too many attempts, try later", field)
+    return DomainError(
+        "RATE_LIMITED", "操作过于频繁，请稍后再试", "Too many attempts, try later", field
+    )
 
 
 def code_invalid() -> DomainError:

@@ -15,7 +15,7 @@ class User(Model):
     password_hash = fields.CharField(max_length=200, null=True)
     phone = fields.CharField(max_length=20, null=True, unique=True)
     merchant_id = fields.CharField(max_length=40, null=True, db_index=True)
-    store_ids = fields.JSONField(default=list)
+    store_ids: fields.JSONField[list[str]] = fields.JSONField(default=list)
     organisation = fields.CharField(max_length=100, null=True)
     region_code = fields.CharField(max_length=12, null=True)
     is_active = fields.BooleanField(default=True)

@@ -92,7 +92,9 @@ async def create_user_with_password(
     return user
 
 
-async def _issue_tokens(conn: BaseDBAsyncClient, user: User, family_id: str | None = None) -> Tokens:
+async def _issue_tokens(
+    conn: BaseDBAsyncClient, user: User, family_id: str | None = None
+) -> Tokens:
     cfg = config.get()
     now = clock.now()
     refresh = "rt_" + secrets.token_urlsafe(32)
@@ -190,7 +192,7 @@ async def login_with_otp(phone: str, code: str, origin: Origin) -> Tokens:
         )
         if not used:
             raise errors.code_invalid()
-        user = await User.get_or_none(phone=normalized).using_db(conn)
+        user = await User.filter(phone=normalized).using_db(conn).first()
         created = False
         if user is None:
             user = User(id=new_id("usr"), role=str(Role.CONSUMER), phone=normalized, created_at=now)
@@ -222,7 +224,7 @@ async def refresh(refresh_token: str, origin: Origin) -> Tokens:
             .update(used_at=now)
         )
         if spent:
-            user = await User.get_or_none(id=row.user_id).using_db(conn)
+            user = await User.filter(id=row.user_id).using_db(conn).first()
             if user is None or not user.is_active:
                 raise errors.refresh_invalid()
             return await _issue_tokens(conn, user, row.family_id)
@@ -232,9 +234,11 @@ async def refresh(refresh_token: str, origin: Origin) -> Tokens:
 
 async def revoke_family(family_id: str, user_id: str, origin: Origin, reason: str) -> None:
     async with transaction() as conn:
-        await RefreshToken.filter(family_id=family_id, revoked_at__isnull=True).using_db(
-            conn
-        ).update(revoked_at=clock.now())
+        await (
+            RefreshToken.filter(family_id=family_id, revoked_at__isnull=True)
+            .using_db(conn)
+            .update(revoked_at=clock.now())
+        )
         await audit.record(
             conn, origin, "revokeRefreshFamily", user_id, {"family": family_id, "reason": reason}
         )
@@ -272,7 +276,9 @@ async def create_official(
 ) -> User:
     """A regulator (sees its region) or a custodian bank user."""
     if role not in (Role.REGULATOR, Role.CUSTODIAN):
-        raise invalid_input("role", "角色须为 REGULATOR 或 CUSTODIAN", "Role must be REGULATOR or CUSTODIAN")
+        raise invalid_input(
+            "role", "角色须为 REGULATOR 或 CUSTODIAN", "Role must be REGULATOR or CUSTODIAN"
+        )
     if not organisation.strip() or len(organisation) > 100:
         raise invalid_input("organisation", "机构名称不能为空", "Organisation is required")
     check_region(region_code)

@@ -69,7 +69,7 @@ def decode_access_token(token: str) -> AccessClaims | None:
     if claims.get("typ") != "access" or claims["exp"] < clock.now().timestamp():
         return None
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError:
         return None
     sids = claims.get("sids") or []

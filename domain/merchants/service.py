@@ -38,7 +38,9 @@ def _name(value: str, field: str = "name") -> str:
 
 
 async def get_merchant(merchant_id: str, field: str = "merchantId") -> Merchant:
-    merchant = await Merchant.get_or_none(id=merchant_id) if has_prefix(merchant_id, "mch") else None
+    merchant = (
+        await Merchant.get_or_none(id=merchant_id) if has_prefix(merchant_id, "mch") else None
+    )
     if merchant is None:
         raise errors.merchant_not_found(field)
     return merchant
@@ -67,7 +69,9 @@ async def create_merchant(
     industry = industry.strip().upper()
     if industry not in INDUSTRIES:
         raise invalid_input(
-            "industry", f"行业须为 {', '.join(INDUSTRIES)} 之一", f"Industry must be one of {', '.join(INDUSTRIES)}"
+            "industry",
+            f"行业须为 {', '.join(INDUSTRIES)} 之一",
+            f"Industry must be one of {', '.join(INDUSTRIES)}",
         )
     async with transaction() as conn:
         merchant = await Merchant.create(
@@ -92,9 +96,7 @@ async def create_merchant(
     return merchant
 
 
-async def create_store(
-    actor: Actor, merchant_id: str, name: str, region_code: str | None
-) -> Store:
+async def create_store(actor: Actor, merchant_id: str, name: str, region_code: str | None) -> Store:
     merchant = await get_merchant(merchant_id)
     if not (actor.is_admin_of(merchant.id) or actor.role == Role.OPERATOR):
         raise forbidden()
@@ -141,9 +143,7 @@ async def create_staff(
             merchant_id=merchant.id,
             store_ids=store_ids,
         )
-        await audit.record(
-            conn, actor, "staffCreate", user.id, {"role": role, "stores": store_ids}
-        )
+        await audit.record(conn, actor, "staffCreate", user.id, {"role": role, "stores": store_ids})
     return user
 
 

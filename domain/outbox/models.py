@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -9,7 +11,7 @@ from tortoise.models import Model
 class OutboxEvent(Model):
     id = fields.BigIntField(primary_key=True)
     channel = fields.CharField(max_length=120)
-    payload = fields.JSONField()
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField()
     created_at = fields.DatetimeField()
     published_at = fields.DatetimeField(null=True)
 

@@ -38,7 +38,9 @@ async def relay_batch(publish: Publish, limit: int = 200) -> int:
             return 0
         for row in rows:
             await publish(row.channel, {**row.payload, "eventId": row.id})
-        await OutboxEvent.filter(id__in=[r.id for r in rows]).using_db(conn).update(
-            published_at=clock.now()
+        await (
+            OutboxEvent.filter(id__in=[r.id for r in rows])
+            .using_db(conn)
+            .update(published_at=clock.now())
         )
     return len(rows)

@@ -21,19 +21,38 @@ PUBLIC = None
 # operation -> (who may call it, document, variables factory(setup))
 Vars = Callable[[dict[str, Any]], dict[str, Any]]
 MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
-    "login": (PUBLIC, "mutation($i: LoginInput!) { login(input: $i) { errors { code } } }",
-              lambda s: {"i": {"username": "nobody", "password": "x"}}),
-    "requestOtp": (PUBLIC, "mutation($i: RequestOtpInput!) { requestOtp(input: $i) { errors { code } } }",
-                   lambda s: {"i": {"phone": "12"}}),
-    "loginWithOtp": (PUBLIC, "mutation($i: LoginWithOtpInput!) { loginWithOtp(input: $i) { errors { code } } }",
-                     lambda s: {"i": {"phone": "13700000000", "code": "000000"}}),
-    "refreshToken": (PUBLIC, "mutation($i: RefreshTokenInput!) { refreshToken(input: $i) { errors { code } } }",
-                     lambda s: {"i": {"refreshToken": "rt_nope"}}),
+    "login": (
+        PUBLIC,
+        "mutation($i: LoginInput!) { login(input: $i) { errors { code } } }",
+        lambda s: {"i": {"username": "nobody", "password": "x"}},
+    ),
+    "requestOtp": (
+        PUBLIC,
+        "mutation($i: RequestOtpInput!) { requestOtp(input: $i) { errors { code } } }",
+        lambda s: {"i": {"phone": "12"}},
+    ),
+    "loginWithOtp": (
+        PUBLIC,
+        "mutation($i: LoginWithOtpInput!) { loginWithOtp(input: $i) { errors { code } } }",
+        lambda s: {"i": {"phone": "13700000000", "code": "000000"}},
+    ),
+    "refreshToken": (
+        PUBLIC,
+        "mutation($i: RefreshTokenInput!) { refreshToken(input: $i) { errors { code } } }",
+        lambda s: {"i": {"refreshToken": "rt_nope"}},
+    ),
     "merchantCreate": (
         frozenset({R.OPERATOR}),
         "mutation($i: MerchantCreateInput!) { merchantCreate(input: $i) { merchant { id } errors { code } } }",
-        lambda s: {"i": {"name": "m", "regionCode": "110105", "industry": "RETAIL",
-                         "adminUsername": uid("mx"), "adminPassword": PASSWORD}},
+        lambda s: {
+            "i": {
+                "name": "m",
+                "regionCode": "110105",
+                "industry": "RETAIL",
+                "adminUsername": uid("mx"),
+                "adminPassword": PASSWORD,
+            }
+        },
     ),
     "storeCreate": (
         frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
@@ -43,8 +62,14 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
     "staffCreate": (
         frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
         "mutation($i: StaffCreateInput!) { staffCreate(input: $i) { staff { id } errors { code } } }",
-        lambda s: {"i": {"merchantId": s["merchant_id"], "username": uid("sx"),
-                         "password": PASSWORD, "role": "MERCHANT_STAFF"}},
+        lambda s: {
+            "i": {
+                "merchantId": s["merchant_id"],
+                "username": uid("sx"),
+                "password": PASSWORD,
+                "role": "MERCHANT_STAFF",
+            }
+        },
     ),
     "terminalRegister": (
         frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
@@ -54,12 +79,21 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
     "officialCreate": (
         frozenset({R.OPERATOR}),
         "mutation($i: OfficialCreateInput!) { officialCreate(input: $i) { official { id } errors { code } } }",
-        lambda s: {"i": {"username": uid("ox"), "password": PASSWORD, "role": "REGULATOR",
-                         "organisation": "商务局", "regionCode": "110000"}},
+        lambda s: {
+            "i": {
+                "username": uid("ox"),
+                "password": PASSWORD,
+                "role": "REGULATOR",
+                "organisation": "商务局",
+                "regionCode": "110000",
+            }
+        },
     ),
     "viewer": (frozenset(Role), "{ viewer { id role } }", lambda s: {}),
     "merchant": (
-        frozenset({R.OPERATOR, R.REGULATOR, R.CUSTODIAN, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        frozenset(
+            {R.OPERATOR, R.REGULATOR, R.CUSTODIAN, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}
+        ),
         "query($id: ID!) { merchant(id: $id) { id name } }",
         lambda s: {"id": s["merchant_id"]},
     ),
@@ -103,8 +137,15 @@ async def principals(client, sms) -> dict[str, Any]:
         body = await gql(
             client,
             MATRIX["officialCreate"][1],
-            {"i": {"username": name, "password": PASSWORD, "role": role,
-                   "organisation": "机构", "regionCode": "110000"}},
+            {
+                "i": {
+                    "username": name,
+                    "password": PASSWORD,
+                    "role": role,
+                    "organisation": "机构",
+                    "regionCode": "110000",
+                }
+            },
             token=operator,
         )
         assert body["data"]["officialCreate"]["errors"] == [], body
@@ -149,16 +190,26 @@ async def test_subscription_by_role(app, principals, role):
 
     schema = app.state.yikatong_schema
     auth = principals["auth"][role]
-    header = (f"Bearer {auth['token']}" if "token" in auth
-              else f"Terminal {auth['terminal_key']}" if "terminal_key" in auth else None)
+    header = (
+        f"Bearer {auth['token']}"
+        if "token" in auth
+        else f"Terminal {auth['terminal_key']}"
+        if "terminal_key" in auth
+        else None
+    )
     viewer, _ = await authenticate(header, "127.0.0.1", "matrix")
 
     class _Req:
         client = None
         headers: dict[str, str] = {}
 
-    ctx = Context(request=_Req(), response=None, broker=app.state.yikatong.broker,  # type: ignore[arg-type]
-                  request_id="matrix", viewer=viewer)
+    ctx = Context(
+        request=_Req(),
+        response=None,
+        broker=app.state.yikatong.broker,  # type: ignore[arg-type]
+        request_id="matrix",
+        viewer=viewer,
+    )
     result = await schema.subscribe(MATRIX["viewerEvents"][1], context_value=ctx)
     allowed = MATRIX["viewerEvents"][0]
     if hasattr(result, "__anext__"):
