@@ -96,6 +96,25 @@ def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_ledger_verify(settings: Settings, _: argparse.Namespace) -> int:
+    from domain.ledger.verify import Report, verify
+    from domain.payments.verify import verify as verify_payments
+
+    async def work() -> Report:
+        report = await verify()
+        await verify_payments(report)
+        return report
+
+    report = asyncio.run(_with_database(settings, work))
+    for problem in report.problems:
+        print("VIOLATION " + problem)
+    print(
+        f"ledger: {report.accounts} accounts, {report.transfers} transfers, {report.entries}"
+        f" entries, {len(report.problems)} problems"
+    )
+    return 0 if report.ok else 1
+
+
 def cmd_export_schema(settings: Settings | None, _: argparse.Namespace) -> int:
     from schema.root import schema
 
@@ -122,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
+    ledger = sub.add_parser("ledger", help="ledger tools")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    ledger_sub.add_parser("verify", help="re-derive balances, check invariants").set_defaults(
+        func=cmd_ledger_verify
+    )
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema, no_settings=True
     )

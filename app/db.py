@@ -13,6 +13,9 @@ MODEL_MODULES = [
     "domain.merchants.models",
     "domain.audit.models",
     "domain.outbox.models",
+    "domain.ledger.models",
+    "domain.cards.models",
+    "domain.payments.models",
 ]
 
 

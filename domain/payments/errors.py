@@ -1,0 +1,48 @@
+"""Error codes of payments and refunds."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+
+
+def payment_not_found() -> DomainError:
+    return DomainError("NOT_FOUND", "交易不存在", "Payment not found", "paymentId")
+
+
+def refund_exceeds_payment() -> DomainError:
+    return DomainError(
+        "REFUND_EXCEEDS_PAYMENT", "退款金额超过可退金额", "The refund exceeds what is left of the payment",
+        "amount",
+    )
+
+
+def code_invalid() -> DomainError:
+    return DomainError("CODE_INVALID", "付款码无效", "Invalid payment code", "paymentCode")
+
+
+def one_card_source() -> DomainError:
+    return DomainError(
+        "INVALID_INPUT",
+        "cardId、paymentCode、cardUid 须且只能提供一个",
+        "Give exactly one of cardId, paymentCode, cardUid",
+        "cardId",
+    )
+
+
+def wrong_store() -> DomainError:
+    return DomainError(
+        "CARD_NOT_ACCEPTED", "该卡不能在此门店使用", "This card is not accepted at this store", "storeId"
+    )
+
+
+def void_too_late() -> DomainError:
+    return DomainError(
+        "VOID_WINDOW_CLOSED", "仅可撤销当日交易，请使用退款", "Only same-day payments can be voided; refund it",
+        "paymentId",
+    )
+
+
+def channel_unavailable() -> DomainError:
+    return DomainError(
+        "CHANNEL_NOT_AVAILABLE", "该充值渠道暂未开通", "This top-up channel is not available yet", "channel"
+    )

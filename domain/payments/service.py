@@ -1,0 +1,286 @@
+"""Paying with a card, refunds, same-day voids and counter top-ups.
+
+Each is one database transaction: idempotency key, conditional debits, credits, entries, the
+business row, the card statement line and the outbox event commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from domain import clock
+from domain.actor import STAFF_ROLES, Actor, Role
+from domain.cards import service as cards
+from domain.cards.models import Card
+from domain.db import connection, transaction
+from domain.errors import forbidden, invalid_input
+from domain.ids import has_prefix, new_id
+from domain.ledger import service as ledger
+from domain.merchants.service import get_merchant, get_store
+from domain.payments import errors
+from domain.payments.models import Payment, Refund, TopUp
+from domain.sql import fetch
+
+TOP_UP_CHANNELS = ("CASH", "BANK_TRANSFER", "WECHAT_PAY", "ALIPAY")
+
+
+def split_spend(balance_principal: int, balance_bonus: int, amount: int, bonus_first: bool) -> tuple[int, int]:
+    """How much of a payment comes from principal and from bonus (the product's order)."""
+    if bonus_first:
+        bonus = min(balance_bonus, amount)
+        return amount - bonus, bonus
+    principal = min(balance_principal, amount)
+    return principal, amount - principal
+
+
+async def _resolve_card(
+    actor: Actor, card_id: str | None, payment_code: str | None, card_uid: str | None
+) -> Card:
+    given = [v for v in (card_id, payment_code, card_uid) if v is not None]
+    if len(given) != 1:
+        raise errors.one_card_source()
+    if payment_code is not None:
+        # Dynamic payment codes arrive with the QR issue; until then no code is valid.
+        raise errors.code_invalid()
+    if card_uid is not None:
+        card = await cards.card_by_uid(card_uid)
+        if card is None:
+            raise cards.errors.card_not_found("cardUid")
+        return card
+    assert card_id is not None
+    return await cards.card_for(actor, card_id)
+
+
+async def pay(
+    actor: Actor,
+    *,
+    store_id: str,
+    amount: int,
+    idempotency_key: str,
+    card_id: str | None = None,
+    payment_code: str | None = None,
+    card_uid: str | None = None,
+    pin: str | None = None,
+) -> Payment:
+    cards.check_amount(amount)
+    store = await get_store(store_id)
+    if actor.role == Role.CONSUMER:
+        if card_id is None:
+            raise errors.one_card_source()
+    elif actor.role in STAFF_ROLES or actor.role == Role.TERMINAL:
+        if not actor.can_act_at_store(store.merchant_id, store.id):
+            raise forbidden("Not your store")
+    else:
+        raise forbidden()
+    card = await _resolve_card(actor, card_id, payment_code, card_uid)
+    request = {"storeId": store_id, "amount": amount, "cardId": card.id}
+    payment_id = new_id("pay")
+    # A retry must replay even if the card has since been frozen or emptied: look first.
+    existing = await _replay(actor, idempotency_key, "pay", request)
+    if existing is not None:
+        return existing
+    if card.merchant_id != store.merchant_id:
+        raise errors.wrong_store()
+    cards.ensure_usable(card)
+    product = await cards.get_product(card.product_id)
+    if product.pin_threshold is not None and amount > product.pin_threshold:
+        await cards.check_pin(card, pin)
+    elif pin is not None and card.pin_hash is not None:
+        await cards.check_pin(card, pin)
+    principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
+    bonus_acc = ledger.account_id(card.id, ledger.CARD_BONUS)
+    async with transaction() as conn:
+        replay = await ledger.claim_idempotency_key(
+            conn, scope=actor.id, key=idempotency_key, operation="pay", request=request,
+            result_id=payment_id,
+        )
+        if replay is not None:
+            return await Payment.get(id=replay).using_db(conn)
+        # The split is decided on balances read under the same transaction; the debits below
+        # are conditional, so a concurrent spend makes this one fail rather than overdraw.
+        bal = await ledger.balances(conn, [principal_acc, bonus_acc])
+        from_principal, from_bonus = split_spend(
+            bal.get(principal_acc, 0), bal.get(bonus_acc, 0), amount, product.bonus_first
+        )
+        if from_bonus > bal.get(bonus_acc, 0) or from_principal > bal.get(principal_acc, 0):
+            raise ledger.errors.insufficient_funds()
+        postings = [(ledger.hot_account(card.merchant_id, ledger.MERCHANT_RECEIVABLE), amount)]
+        if from_principal:
+            postings.append((principal_acc, -from_principal))
+        if from_bonus:
+            postings.append((bonus_acc, -from_bonus))
+        posted = await ledger.post(
+            conn, kind="PAYMENT", asset=ledger.FEN, postings=postings, reference=payment_id
+        )
+        payment = await Payment.create(
+            using_db=conn,
+            id=payment_id,
+            card_id=card.id,
+            merchant_id=card.merchant_id,
+            store_id=store.id,
+            amount=amount,
+            principal_amount=from_principal,
+            bonus_amount=from_bonus,
+            status="SUCCEEDED",
+            transfer_id=posted.transfer_id,
+            actor_id=actor.id,
+            created_at=clock.now(),
+        )
+        after = await ledger.balances(conn, [principal_acc, bonus_acc])
+        await cards.record_activity(
+            conn, card_id=card.id, transfer_id=posted.transfer_id, kind="PAYMENT", delta=-amount,
+            balance_after=sum(after.values()), store_id=store.id, reference=payment_id,
+            reason="PAYMENT",
+        )
+    return payment
+
+
+async def _replay(actor: Actor, key: str, operation: str, request: dict[str, object]) -> Payment | None:
+    rows = await fetch(
+        connection(),
+        "SELECT operation, request_hash, result_id FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        actor.id,
+        key,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    if row["operation"] != operation or row["request_hash"] != ledger.request_hash(operation, request):
+        raise ledger.errors.idempotency_key_reused()
+    return await Payment.get(id=row["result_id"])
+
+
+async def get_payment_for(actor: Actor, payment_id: str) -> Payment:
+    payment = await Payment.get_or_none(id=payment_id) if has_prefix(payment_id, "pay") else None
+    if payment is None:
+        raise errors.payment_not_found()
+    if actor.role == Role.OPERATOR:
+        return payment
+    if actor.role in STAFF_ROLES or actor.role == Role.TERMINAL:
+        if actor.can_act_at_store(payment.merchant_id, payment.store_id):
+            return payment
+    if actor.role == Role.CONSUMER:
+        card = await Card.get_or_none(id=payment.card_id)
+        if card is not None and card.holder_id == actor.id:
+            return payment
+    raise errors.payment_not_found()
+
+
+def refund_split(payment: Payment, amount: int) -> tuple[int, int]:
+    """(principal, bonus) to give back: in the payment's proportion, exact on the last refund."""
+    left_principal = payment.principal_amount - payment.refunded_principal
+    left_bonus = payment.bonus_amount - payment.refunded_bonus
+    if payment.refunded_amount + amount == payment.amount:
+        return left_principal, left_bonus
+    bonus = min(left_bonus, amount * payment.bonus_amount // payment.amount)
+    principal = amount - bonus
+    if principal > left_principal:
+        principal, bonus = left_principal, amount - left_principal
+    return principal, bonus
+
+
+async def refund(
+    actor: Actor, *, payment_id: str, amount: int, reason: str | None, idempotency_key: str,
+    void: bool = False,
+) -> Refund:
+    """Give (part of) a payment back to the sub-balances it came from; never more than it."""
+    cards.check_amount(amount)
+    if reason is not None and len(reason) > 200:
+        raise invalid_input("reason", "原因最多 200 字", "Reason is at most 200 characters")
+    payment = await get_payment_for(actor, payment_id)
+    if actor.role not in STAFF_ROLES and actor.role not in (Role.TERMINAL, Role.OPERATOR):
+        raise forbidden("Refunds are made by the merchant")
+    operation = "paymentVoid" if void else "refund"
+    request = {"paymentId": payment_id, "amount": amount, "reason": reason}
+    refund_id = new_id("rfd")
+    async with transaction() as conn:
+        replay = await ledger.claim_idempotency_key(
+            conn, scope=actor.id, key=idempotency_key, operation=operation, request=request,
+            result_id=refund_id,
+        )
+        if replay is not None:
+            return await Refund.get(id=replay).using_db(conn)
+        # Lock the payment row: concurrent refunds of one payment queue here.
+        locked = Payment.filter(id=payment.id).using_db(conn)
+        if conn.capabilities.dialect == "postgres":
+            locked = locked.select_for_update()
+        current = await locked.first()
+        assert current is not None
+        if void:
+            if current.refunded_amount:
+                raise ledger.errors.already_reversed()
+            if current.created_at.astimezone(UTC).date() != clock.now().astimezone(UTC).date():
+                raise errors.void_too_late()
+        if current.refunded_amount + amount > current.amount:
+            raise errors.refund_exceeds_payment()
+        principal, bonus = refund_split(current, amount)
+        postings = [(ledger.hot_account(current.merchant_id, ledger.MERCHANT_RECEIVABLE), -amount)]
+        if principal:
+            postings.append((ledger.account_id(current.card_id, ledger.CARD_PRINCIPAL), principal))
+        if bonus:
+            postings.append((ledger.account_id(current.card_id, ledger.CARD_BONUS), bonus))
+        posted = await ledger.post(
+            conn, kind="VOID" if void else "REFUND", asset=ledger.FEN, postings=postings,
+            reference=refund_id, reverses_id=current.transfer_id if void else None,
+        )
+        refunded = current.refunded_amount + amount
+        await Payment.filter(id=current.id).using_db(conn).update(
+            refunded_amount=refunded,
+            refunded_principal=current.refunded_principal + principal,
+            refunded_bonus=current.refunded_bonus + bonus,
+            status="VOIDED" if void else ("REFUNDED" if refunded == current.amount else "PARTIALLY_REFUNDED"),
+        )
+        result = await Refund.create(
+            using_db=conn, id=refund_id, payment_id=current.id, amount=amount,
+            principal_amount=principal, bonus_amount=bonus, kind="VOID" if void else "REFUND",
+            reason=reason, transfer_id=posted.transfer_id, actor_id=actor.id, created_at=clock.now(),
+        )
+        after = await ledger.balances(conn, [ledger.account_id(current.card_id, k)
+                                             for k in (ledger.CARD_PRINCIPAL, ledger.CARD_BONUS)])
+        await cards.record_activity(
+            conn, card_id=current.card_id, transfer_id=posted.transfer_id,
+            kind="VOID" if void else "REFUND", delta=amount, balance_after=sum(after.values()),
+            store_id=current.store_id, reference=refund_id, reason="VOID" if void else "REFUND",
+        )
+    return result
+
+
+async def top_up(
+    actor: Actor, *, card_id: str, amount: int, channel: str, idempotency_key: str,
+    store_id: str | None = None,
+) -> TopUp:
+    """充值. CASH at the counter is credited at once; online channels come with the next issue."""
+    cards.check_amount(amount)
+    if channel not in TOP_UP_CHANNELS:
+        raise invalid_input("channel", "充值渠道无效", "Unknown channel")
+    card = await cards.card_for(actor, card_id)
+    if channel != "CASH":
+        raise errors.channel_unavailable()
+    if not cards.is_staff_for(actor, card.merchant_id):
+        raise forbidden("Cash top-ups are taken at the merchant's counter")
+    if card.kind == "SESSION":
+        raise invalid_input("cardId", "次卡不能储值", "Session cards hold sessions, not value")
+    cards.ensure_usable(card)
+    product = await cards.get_product(card.product_id)
+    merchant = await get_merchant(card.merchant_id)
+    top_up_id = new_id("top")
+    request = {"cardId": card_id, "amount": amount, "channel": channel}
+    async with transaction() as conn:
+        replay = await ledger.claim_idempotency_key(
+            conn, scope=actor.id, key=idempotency_key, operation="topUp", request=request,
+            result_id=top_up_id,
+        )
+        if replay is not None:
+            return await TopUp.get(id=replay).using_db(conn)
+        transfer_id, bonus, _ = await cards.load_value(
+            conn, card=card, product=product, merchant_region=merchant.region_code, amount=amount,
+            reference=top_up_id, store_id=store_id or (actor.store_ids[0] if actor.store_ids else None),
+            kind="TOPUP",
+        )
+        now = clock.now()
+        return await TopUp.create(
+            using_db=conn, id=top_up_id, card_id=card.id, merchant_id=card.merchant_id,
+            amount=amount, bonus=bonus, channel=channel, status="SUCCEEDED",
+            transfer_id=transfer_id, actor_id=actor.id, created_at=now, completed_at=now,
+        )
+
