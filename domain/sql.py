@@ -20,8 +20,8 @@ def _for_sqlite(sql: str) -> str:
 async def fetch(conn: BaseDBAsyncClient, sql: str, *values: Any) -> list[dict[str, Any]]:
     if conn.capabilities.dialect != "postgres":
         sql = _for_sqlite(sql)
-    _, rows = await conn.execute_query(sql, list(values))
-    return [dict(r) for r in rows]
+    # execute_query drops the rows of INSERT/UPDATE ... RETURNING on asyncpg; this keeps them.
+    return await conn.execute_query_dict(sql, list(values))
 
 
 async def execute(conn: BaseDBAsyncClient, sql: str, *values: Any) -> int:

@@ -15,12 +15,14 @@ from strawberry.tools import merge_types
 
 from schema.auth import AuthMutation
 from schema.errors import apply_error_policy
+from schema.cards import CardMutation, CardQuery, CardSubscription
 from schema.merchants import MerchantMutation, MerchantQuery
+from schema.payments import PaymentMutation, PaymentQuery
 from schema.viewer import ViewerQuery, ViewerSubscription
 
-Query = merge_types("Query", (ViewerQuery, MerchantQuery))
-Mutation = merge_types("Mutation", (AuthMutation, MerchantMutation))
-Subscription = merge_types("Subscription", (ViewerSubscription,))
+Query = merge_types("Query", (ViewerQuery, MerchantQuery, CardQuery, PaymentQuery))
+Mutation = merge_types("Mutation", (AuthMutation, MerchantMutation, CardMutation, PaymentMutation))
+Subscription = merge_types("Subscription", (ViewerSubscription, CardSubscription))
 
 
 class Schema(strawberry.Schema):

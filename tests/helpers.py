@@ -170,3 +170,76 @@ async def consumer_token(client: httpx.AsyncClient, sms: Any, phone: str | None 
     )
     assert body["data"]["loginWithOtp"]["errors"] == [], body
     return str(body["data"]["loginWithOtp"]["accessToken"])
+
+
+PRODUCT_CREATE = """mutation($i: CardProductCreateInput!) { cardProductCreate(input: $i) {
+  cardProduct { id kind topUpBonusRules { minAmount bonus } } errors { code field message } } }"""
+CARD_ISSUE = """mutation($i: CardIssueInput!) { cardIssue(input: $i) {
+  card { id number kind status balance principalBalance bonusBalance } errors { code field message } } }"""
+TOP_UP = """mutation($i: TopUpInput!) { topUp(input: $i) {
+  topUp { id status amount bonus channel card { id balance } } errors { code field message } } }"""
+PAY = """mutation($i: PayInput!) { pay(input: $i) {
+  payment { id amount principalAmount bonusAmount refundedAmount status card { id balance } }
+  errors { code field message } } }"""
+REFUND = """mutation($i: RefundInput!) { refund(input: $i) {
+  refund { id amount principalAmount bonusAmount kind payment { id refundedAmount status } }
+  errors { code field message } } }"""
+CARD = """query($id: ID!) { card(id: $id) { id status balance principalBalance bonusBalance
+  transactions(first: 50) { edges { node { type amount balanceAfter } } } } }"""
+
+
+def key() -> str:
+    return "k-" + secrets.token_hex(8)
+
+
+async def make_product(
+    client: httpx.AsyncClient, m: MerchantSetup, kind: str = "NAMED", **extra: Any
+) -> str:
+    body = await gql(
+        client, PRODUCT_CREATE,
+        {"i": {"merchantId": m.merchant_id, "name": f"{kind} card", "kind": kind, **extra}},
+        token=m.admin,
+    )
+    payload = body["data"]["cardProductCreate"]
+    assert payload["errors"] == [], payload
+    return str(payload["cardProduct"]["id"])
+
+
+async def make_card(
+    client: httpx.AsyncClient,
+    m: MerchantSetup,
+    *,
+    product_id: str | None = None,
+    load: int | None = None,
+    holder_phone: str | None = None,
+    kind: str = "NAMED",
+    card_uid: str | None = None,
+) -> dict[str, Any]:
+    product_id = product_id or await make_product(client, m, kind)
+    if kind == "NAMED" and holder_phone is None:
+        holder_phone = "137" + f"{secrets.randbelow(10**8):08d}"
+    body = await gql(
+        client, CARD_ISSUE,
+        {"i": {"productId": product_id, "holderPhone": holder_phone, "initialLoad": load,
+               "cardUid": card_uid, "idempotencyKey": key()}},
+        token=m.staff,
+    )
+    payload = body["data"]["cardIssue"]
+    assert payload["errors"] == [], payload
+    card: dict[str, Any] = payload["card"]
+    return card
+
+
+async def pay(
+    client: httpx.AsyncClient, m: MerchantSetup, card_id: str, amount: int,
+    idem: str | None = None, token: str | None = None, **extra: Any,
+) -> dict[str, Any]:
+    body = await gql(
+        client, PAY,
+        {"i": {"storeId": m.store_id, "amount": amount, "cardId": card_id,
+               "idempotencyKey": idem or key(), **extra}},
+        token=token or m.staff,
+    )
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"]["pay"]
+    return result

@@ -13,7 +13,7 @@ from domain.actor import STAFF_ROLES, Actor, Role
 from domain.cards import service as cards
 from domain.cards.models import Card
 from domain.db import connection, transaction
-from domain.errors import forbidden, invalid_input
+from domain.errors import DomainError, forbidden, invalid_input
 from domain.ids import has_prefix, new_id
 from domain.ledger import service as ledger
 from domain.merchants.service import get_merchant, get_store
@@ -61,8 +61,14 @@ async def pay(
     payment_code: str | None = None,
     card_uid: str | None = None,
     pin: str | None = None,
+    coupon_ids: list[str] | None = None,
 ) -> Payment:
     cards.check_amount(amount)
+    if coupon_ids:
+        # Coupons arrive with the promotions issue; refusing beats charging the full amount.
+        raise DomainError(
+            "COUPON_NOT_APPLICABLE", "优惠券暂不可用", "Coupons cannot be used yet", "couponIds"
+        )
     store = await get_store(store_id)
     if actor.role == Role.CONSUMER:
         if card_id is None:
@@ -188,7 +194,7 @@ async def refund(
     if reason is not None and len(reason) > 200:
         raise invalid_input("reason", "原因最多 200 字", "Reason is at most 200 characters")
     payment = await get_payment_for(actor, payment_id)
-    if actor.role not in STAFF_ROLES and actor.role not in (Role.TERMINAL, Role.OPERATOR):
+    if actor.role not in STAFF_ROLES and actor.role != Role.TERMINAL:
         raise forbidden("Refunds are made by the merchant")
     operation = "paymentVoid" if void else "refund"
     request = {"paymentId": payment_id, "amount": amount, "reason": reason}
@@ -243,6 +249,17 @@ async def refund(
             store_id=current.store_id, reference=refund_id, reason="VOID" if void else "REFUND",
         )
     return result
+
+
+async def void(
+    actor: Actor, *, payment_id: str, reason: str | None, idempotency_key: str
+) -> Refund:
+    """撤销: the whole payment back, same day, once."""
+    payment = await get_payment_for(actor, payment_id)
+    return await refund(
+        actor, payment_id=payment_id, amount=payment.amount, reason=reason,
+        idempotency_key=idempotency_key, void=True,
+    )
 
 
 async def top_up(

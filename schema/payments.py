@@ -1,0 +1,236 @@
+"""Top-ups, payments, refunds and same-day voids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry.types import Info
+
+from domain.actor import Role
+from domain.payments import models
+from resolvers import cards as resolve
+from schema.cards import Card
+from schema.errors import UserError, mutate
+from schema.permissions import allow
+from schema.scalars import Fen
+
+R = Role
+STAFF = (R.MERCHANT_ADMIN, R.MERCHANT_STAFF)
+
+
+@strawberry.enum
+class TopUpChannel(Enum):
+    CASH = "CASH"
+    BANK_TRANSFER = "BANK_TRANSFER"
+    WECHAT_PAY = "WECHAT_PAY"
+    ALIPAY = "ALIPAY"
+
+
+@strawberry.type(description="充值. PENDING until the provider confirms; CASH succeeds at once.")
+class TopUp:
+    id: strawberry.ID
+    status: str
+    amount: Fen
+    bonus: Fen
+    channel: TopUpChannel
+    card_id: strawberry.ID
+    created_at: datetime
+
+    @strawberry.field
+    async def card(self, info: Info) -> Card:
+        return Card.from_model(await resolve.card_by_id(info.context, self.card_id))
+
+    @classmethod
+    def from_model(cls, t: models.TopUp) -> TopUp:
+        return cls(
+            id=strawberry.ID(t.id),
+            status=t.status,
+            amount=Fen(t.amount),
+            bonus=Fen(t.bonus),
+            channel=TopUpChannel(t.channel),
+            card_id=strawberry.ID(t.card_id),
+            created_at=t.created_at,
+        )
+
+
+@strawberry.type(description="A card payment (消费).")
+class Payment:
+    id: strawberry.ID
+    amount: Fen
+    principal_amount: Fen
+    bonus_amount: Fen
+    refunded_amount: Fen
+    status: str = strawberry.field(description="SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED, VOIDED")
+    store_id: strawberry.ID
+    card_id: strawberry.ID
+    transaction_id: strawberry.ID
+    created_at: datetime
+
+    @strawberry.field
+    async def card(self, info: Info) -> Card:
+        return Card.from_model(await resolve.card_by_id(info.context, self.card_id))
+
+    @classmethod
+    def from_model(cls, p: models.Payment) -> Payment:
+        return cls(
+            id=strawberry.ID(p.id),
+            amount=Fen(p.amount),
+            principal_amount=Fen(p.principal_amount),
+            bonus_amount=Fen(p.bonus_amount),
+            refunded_amount=Fen(p.refunded_amount),
+            status=p.status,
+            store_id=strawberry.ID(p.store_id),
+            card_id=strawberry.ID(p.card_id),
+            transaction_id=strawberry.ID(p.transfer_id),
+            created_at=p.created_at,
+        )
+
+
+@strawberry.type(description="A refund or a same-day void of a payment.")
+class Refund:
+    id: strawberry.ID
+    amount: Fen
+    principal_amount: Fen
+    bonus_amount: Fen
+    kind: str = strawberry.field(description="REFUND or VOID")
+    reason: str | None
+    payment_id: strawberry.ID
+    created_at: datetime
+
+    @strawberry.field
+    async def payment(self, info: Info) -> Payment:
+        return Payment.from_model(await resolve.payment_by_id(self.payment_id))
+
+    @classmethod
+    def from_model(cls, r: models.Refund) -> Refund:
+        return cls(
+            id=strawberry.ID(r.id),
+            amount=Fen(r.amount),
+            principal_amount=Fen(r.principal_amount),
+            bonus_amount=Fen(r.bonus_amount),
+            kind=r.kind,
+            reason=r.reason,
+            payment_id=strawberry.ID(r.payment_id),
+            created_at=r.created_at,
+        )
+
+
+@strawberry.input
+class TopUpInput:
+    card_id: strawberry.ID
+    amount: Fen
+    channel: TopUpChannel
+    idempotency_key: str
+
+
+@strawberry.input(description="Exactly one of cardId, paymentCode, cardUid.")
+class PayInput:
+    store_id: strawberry.ID
+    amount: Fen
+    idempotency_key: str
+    card_id: strawberry.ID | None = None
+    payment_code: str | None = None
+    card_uid: str | None = None
+    pin: str | None = None
+    coupon_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input
+class RefundInput:
+    payment_id: strawberry.ID
+    amount: Fen
+    idempotency_key: str
+    reason: str | None = None
+
+
+@strawberry.input
+class PaymentVoidInput:
+    payment_id: strawberry.ID
+    idempotency_key: str
+    reason: str | None = None
+
+
+@strawberry.type
+class TopUpPayload:
+    top_up: TopUp | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PaymentPayload:
+    payment: Payment | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RefundPayload:
+    refund: Refund | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PaymentMutation:
+    @strawberry.mutation(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL))
+    async def top_up(self, info: Info, input: TopUpInput) -> TopUpPayload:
+        data = {
+            "card_id": input.card_id,
+            "amount": input.amount,
+            "channel": input.channel.value,
+            "idempotency_key": input.idempotency_key,
+        }
+        return await mutate(
+            info, TopUpPayload, resolve.top_up(info.context, data),
+            lambda t: {"top_up": TopUp.from_model(t)},
+        )
+
+    @strawberry.mutation(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL),
+                         description="Charge a card; a retry with the same key replays the result.")
+    async def pay(self, info: Info, input: PayInput) -> PaymentPayload:
+        data = {
+            "store_id": input.store_id,
+            "amount": input.amount,
+            "idempotency_key": input.idempotency_key,
+            "card_id": input.card_id,
+            "payment_code": input.payment_code,
+            "card_uid": input.card_uid,
+            "pin": input.pin,
+            "coupon_ids": [str(c) for c in input.coupon_ids or []],
+        }
+        return await mutate(
+            info, PaymentPayload, resolve.pay(info.context, data),
+            lambda p: {"payment": Payment.from_model(p)},
+        )
+
+    @strawberry.mutation(extensions=allow(*STAFF, R.TERMINAL),
+                         description="Partial or full; the total never exceeds the payment.")
+    async def refund(self, info: Info, input: RefundInput) -> RefundPayload:
+        data = {
+            "payment_id": input.payment_id,
+            "amount": input.amount,
+            "reason": input.reason,
+            "idempotency_key": input.idempotency_key,
+        }
+        return await mutate(
+            info, RefundPayload, resolve.refund(info.context, data),
+            lambda r: {"refund": Refund.from_model(r)},
+        )
+
+    @strawberry.mutation(extensions=allow(*STAFF, R.TERMINAL),
+                         description="Same-day full reversal (撤销), once only.")
+    async def payment_void(self, info: Info, input: PaymentVoidInput) -> RefundPayload:
+        return await mutate(
+            info,
+            RefundPayload,
+            resolve.void(info.context, input.payment_id, input.reason, input.idempotency_key),
+            lambda r: {"refund": Refund.from_model(r)},
+        )
+
+
+@strawberry.type
+class PaymentQuery:
+    @strawberry.field(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL, R.OPERATOR))
+    async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
+        row = await resolve.payment(info.context, id)
+        return Payment.from_model(row) if row else None
