@@ -271,10 +271,9 @@ async def top_up(
     if channel not in TOP_UP_CHANNELS:
         raise invalid_input("channel", "充值渠道无效", "Unknown channel")
     card = await cards.card_for(actor, card_id)
-    if channel != "CASH":
+    if channel != "CASH" or not cards.is_staff_for(actor, card.merchant_id):
+        # Cash is taken at the counter; online channels arrive with the escrow issue.
         raise errors.channel_unavailable()
-    if not cards.is_staff_for(actor, card.merchant_id):
-        raise forbidden("Cash top-ups are taken at the merchant's counter")
     if card.kind == "SESSION":
         raise invalid_input("cardId", "次卡不能储值", "Session cards hold sessions, not value")
     cards.ensure_usable(card)

@@ -12,7 +12,20 @@ import pytest
 from domain.actor import Role
 from schema.permissions import declared_roles
 from schema.root import Mutation, Query, Subscription
-from tests.helpers import PASSWORD, consumer_token, gql, make_merchant, token_for, uid
+import secrets
+
+from tests.helpers import (
+    PASSWORD,
+    consumer_token,
+    gql,
+    key,
+    make_card,
+    make_merchant,
+    make_product,
+    pay,
+    token_for,
+    uid,
+)
 
 ANON = "ANONYMOUS"
 R = Role
@@ -103,7 +116,79 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         lambda s: {},
     ),
     "viewerEvents": (frozenset(Role), "subscription { viewerEvents { kind } }", lambda s: {}),
+    "balanceChanged": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "subscription($id: ID!) { balanceChanged(cardId: $id) { balance } }",
+        lambda s: {"id": s["card_id"]},
+    ),
+    "cardProductCreate": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "mutation($i: CardProductCreateInput!) { cardProductCreate(input: $i) { cardProduct { id } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "name": "p", "kind": "BEARER"}},
+    ),
+    "cardIssue": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "mutation($i: CardIssueInput!) { cardIssue(input: $i) { card { id } errors { code } } }",
+        lambda s: {"i": {"productId": s["product_id"], "idempotencyKey": key()}},
+    ),
+    "topUp": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: TopUpInput!) { topUp(input: $i) { topUp { id } errors { code } } }",
+        lambda s: {"i": {"cardId": s["card_id"], "amount": 100, "channel": "CASH",
+                         "idempotencyKey": key()}},
+    ),
+    "pay": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: PayInput!) { pay(input: $i) { payment { id } errors { code } } }",
+        lambda s: {"i": {"storeId": s["store_id"], "cardId": s["card_id"], "amount": 1,
+                         "idempotencyKey": key()}},
+    ),
+    "refund": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: RefundInput!) { refund(input: $i) { refund { id } errors { code } } }",
+        lambda s: {"i": {"paymentId": s["payment_id"], "amount": 1, "idempotencyKey": key()}},
+    ),
+    "paymentVoid": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: PaymentVoidInput!) { paymentVoid(input: $i) { refund { id } errors { code } } }",
+        lambda s: {"i": {"paymentId": s["payment_id"], "idempotencyKey": key()}},
+    ),
+    **{
+        op: (
+            frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+            "mutation($i: CardIdInput!) { %s(input: $i) { card { id } errors { code } } }" % op,
+            lambda s: {"i": {"cardId": s["status_card_id"]}},
+        )
+        for op in ("cardFreeze", "cardUnfreeze", "cardReportLost")
+    },
+    "cardReplace": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "mutation($i: CardReplaceInput!) { cardReplace(input: $i) { card { id } errors { code } } }",
+        lambda s: {"i": {"cardId": s["status_card_id"], "idempotencyKey": key()}},
+    ),
+    "cardSetPin": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "mutation($i: CardSetPinInput!) { cardSetPin(input: $i) { card { id } errors { code } } }",
+        lambda s: {"i": {"cardId": s["card_id"], "pin": "583920"}},
+    ),
+    "cardBindUid": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "mutation($i: CardBindUidInput!) { cardBindUid(input: $i) { card { id } errors { code } } }",
+        lambda s: {"i": {"cardId": s["status_card_id"], "cardUid": secrets.token_hex(4)}},
+    ),
+    "card": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "query($id: ID!) { card(id: $id) { id balance } }",
+        lambda s: {"id": s["card_id"]},
+    ),
+    "myCards": (frozenset({R.CONSUMER}), "{ myCards { id } }", lambda s: {}),
+    "payment": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "query($id: ID!) { payment(id: $id) { id amount } }",
+        lambda s: {"id": s["payment_id"]},
+    ),
 }
+SUBSCRIPTIONS = {"viewerEvents", "balanceChanged"}
 
 
 def schema_operations() -> dict[str, Any]:
@@ -150,11 +235,19 @@ async def principals(client, sms) -> dict[str, Any]:
         )
         assert body["data"]["officialCreate"]["errors"] == [], body
         officials[role] = await token_for(client, name, PASSWORD)
+    phone = "135" + f"{secrets.randbelow(10**8):08d}"
+    consumer = await consumer_token(client, sms, phone)
+    card = await make_card(client, m, load=400_000, holder_phone=phone)
+    status_card = await make_card(client, m, load=1000, holder_phone=phone)
+    payment = (await pay(client, m, card["id"], 100_000))["payment"]
     return {
-        "setup": {"merchant_id": m.merchant_id, "store_id": m.store_id},
+        "setup": {"merchant_id": m.merchant_id, "store_id": m.store_id,
+                  "product_id": await make_product(client, m, "BEARER"),
+                  "card_id": card["id"], "status_card_id": status_card["id"],
+                  "payment_id": payment["id"]},
         "auth": {
             ANON: {},
-            R.CONSUMER: {"token": await consumer_token(client, sms)},
+            R.CONSUMER: {"token": consumer},
             R.MERCHANT_STAFF: {"token": m.staff},
             R.MERCHANT_ADMIN: {"token": m.admin},
             R.TERMINAL: {"terminal_key": m.terminal_key},
@@ -165,7 +258,8 @@ async def principals(client, sms) -> dict[str, Any]:
     }
 
 
-CASES = [(op, role) for op in MATRIX if op != "viewerEvents" for role in [ANON, *Role]]
+CASES = [(op, role) for op in MATRIX if op not in SUBSCRIPTIONS for role in [ANON, *Role]]
+SUB_CASES = [(op, role) for op in sorted(SUBSCRIPTIONS) for role in [ANON, *Role]]
 
 
 @pytest.mark.parametrize(("operation", "role"), CASES, ids=[f"{o}-{r}" for o, r in CASES])
@@ -183,8 +277,8 @@ async def test_http_operation_by_role(client, principals, operation, role):
         assert codes == {"FORBIDDEN"}, body
 
 
-@pytest.mark.parametrize("role", [ANON, *Role])
-async def test_subscription_by_role(app, principals, role):
+@pytest.mark.parametrize(("operation", "role"), SUB_CASES, ids=[f"{o}-{r}" for o, r in SUB_CASES])
+async def test_subscription_by_role(app, principals, operation, role):
     """Subscriptions run through the schema with the same context the websocket builds."""
     from resolvers.context import Context, authenticate
 
@@ -210,8 +304,9 @@ async def test_subscription_by_role(app, principals, role):
         request_id="matrix",
         viewer=viewer,
     )
-    result = await schema.subscribe(MATRIX["viewerEvents"][1], context_value=ctx)
-    allowed = MATRIX["viewerEvents"][0]
+    allowed, document, variables = MATRIX[operation]
+    result = await schema.subscribe(document, variable_values=variables(principals["setup"]),
+                                    context_value=ctx)
     if hasattr(result, "__anext__"):
         try:
             first = await asyncio.wait_for(result.__anext__(), 0.3)
@@ -225,5 +320,7 @@ async def test_subscription_by_role(app, principals, role):
     codes = {getattr(e, "extensions", {}).get("code") for e in errors}
     if role != ANON and role in allowed:
         assert not codes, codes
-    else:
+    elif role == ANON:
         assert codes == {"UNAUTHENTICATED"}, errors
+    else:
+        assert codes == {"FORBIDDEN"}, errors
