@@ -39,11 +39,6 @@ async def refund(ctx: Context, data: dict[str, Any], void: bool = False) -> Refu
 
 
 async def void(ctx: Context, payment_id: str, reason: str | None, key: str) -> Refund:
-    return await payments.void(ctx.require_viewer(), payment_id=payment_id, reason=reason,
-                               idempotency_key=key)
-
-
-async def void(ctx: Context, payment_id: str, reason: str | None, key: str) -> Refund:
     return await payments.void(
         ctx.require_viewer(), payment_id=payment_id, reason=reason, idempotency_key=key
     )
@@ -95,9 +90,7 @@ async def payment(ctx: Context, payment_id: str) -> Payment | None:
 async def transactions(
     ctx: Context, card_id: str, first: int | None, after: str | None
 ) -> Page[CardActivity]:
-    return await paginate(
-        CardActivity.filter(card_id=card_id), first, after, ctx.max_page_size
-    )
+    return await paginate(CardActivity.filter(card_id=card_id), first, after, ctx.max_page_size)
 
 
 def balances(ctx: Context) -> DataLoader[str, cards.Balances]:

@@ -248,7 +248,8 @@ class CardMutation:
             "kind": input.kind.value,
             "validity_days": input.validity_days,
             "bonus_rules": [
-                {"min_amount": r.min_amount, "bonus": r.bonus} for r in input.top_up_bonus_rules or []
+                {"min_amount": r.min_amount, "bonus": r.bonus}
+                for r in input.top_up_bonus_rules or []
             ],
             "face_values": list(input.face_values or []),
             "bonus_first": input.bonus_first,
@@ -261,8 +262,10 @@ class CardMutation:
             lambda p: {"card_product": CardProduct.from_model(p)},
         )
 
-    @strawberry.mutation(extensions=allow(*STAFF, R.TERMINAL, R.OPERATOR),
-                         description="Sell a card at the counter (售卡).")
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.TERMINAL, R.OPERATOR),
+        description="Sell a card at the counter (售卡).",
+    )
     async def card_issue(self, info: Info, input: CardIssueInput) -> CardPayload:
         data = {
             "product_id": input.product_id,
@@ -289,16 +292,22 @@ class CardMutation:
     @strawberry.mutation(extensions=allow(*HOLDER_OR_STAFF), description="挂失")
     async def card_report_lost(self, info: Info, input: CardIdInput) -> CardPayload:
         return await mutate(
-            info, CardPayload, resolve.card_status(info.context, input.card_id, "report_lost"), _card
+            info,
+            CardPayload,
+            resolve.card_status(info.context, input.card_id, "report_lost"),
+            _card,
         )
 
-    @strawberry.mutation(extensions=allow(*STAFF, R.OPERATOR),
-                         description="补卡: moves the balance to a new card.")
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.OPERATOR), description="补卡: moves the balance to a new card."
+    )
     async def card_replace(self, info: Info, input: CardReplaceInput) -> CardPayload:
         return await mutate(
             info,
             CardPayload,
-            resolve.card_replace(info.context, input.card_id, input.card_uid, input.idempotency_key),
+            resolve.card_replace(
+                info.context, input.card_id, input.card_uid, input.idempotency_key
+            ),
             _card,
         )
 
@@ -308,8 +317,10 @@ class CardMutation:
             info, CardPayload, resolve.card_set_pin(info.context, input.card_id, input.pin), _card
         )
 
-    @strawberry.mutation(extensions=allow(*STAFF, R.OPERATOR),
-                         description="Bind a physical card to an existing card.")
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.OPERATOR),
+        description="Bind a physical card to an existing card.",
+    )
     async def card_bind_uid(self, info: Info, input: CardBindUidInput) -> CardPayload:
         return await mutate(
             info,
@@ -321,8 +332,10 @@ class CardMutation:
 
 @strawberry.type
 class CardQuery:
-    @strawberry.field(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL, R.OPERATOR),
-                      description="A card of the viewer (holder) or of the viewer's merchant.")
+    @strawberry.field(
+        extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL, R.OPERATOR),
+        description="A card of the viewer (holder) or of the viewer's merchant.",
+    )
     async def card(self, info: Info, id: strawberry.ID) -> Card | None:
         row = await resolve.card(info.context, id)
         return Card.from_model(row) if row else None
@@ -334,8 +347,10 @@ class CardQuery:
 
 @strawberry.type
 class CardSubscription:
-    @strawberry.subscription(extensions=allow(R.CONSUMER, *STAFF),
-                             description="The card's holder and its merchant's staff only.")
+    @strawberry.subscription(
+        extensions=allow(R.CONSUMER, *STAFF),
+        description="The card's holder and its merchant's staff only.",
+    )
     async def balance_changed(
         self, info: Info, card_id: strawberry.ID
     ) -> AsyncGenerator[BalanceEvent, None]:

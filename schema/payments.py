@@ -181,12 +181,16 @@ class PaymentMutation:
             "idempotency_key": input.idempotency_key,
         }
         return await mutate(
-            info, TopUpPayload, resolve.top_up(info.context, data),
+            info,
+            TopUpPayload,
+            resolve.top_up(info.context, data),
             lambda t: {"top_up": TopUp.from_model(t)},
         )
 
-    @strawberry.mutation(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL),
-                         description="Charge a card; a retry with the same key replays the result.")
+    @strawberry.mutation(
+        extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL),
+        description="Charge a card; a retry with the same key replays the result.",
+    )
     async def pay(self, info: Info, input: PayInput) -> PaymentPayload:
         data = {
             "store_id": input.store_id,
@@ -199,12 +203,16 @@ class PaymentMutation:
             "coupon_ids": [str(c) for c in input.coupon_ids or []],
         }
         return await mutate(
-            info, PaymentPayload, resolve.pay(info.context, data),
+            info,
+            PaymentPayload,
+            resolve.pay(info.context, data),
             lambda p: {"payment": Payment.from_model(p)},
         )
 
-    @strawberry.mutation(extensions=allow(*STAFF, R.TERMINAL),
-                         description="Partial or full; the total never exceeds the payment.")
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.TERMINAL),
+        description="Partial or full; the total never exceeds the payment.",
+    )
     async def refund(self, info: Info, input: RefundInput) -> RefundPayload:
         data = {
             "payment_id": input.payment_id,
@@ -213,12 +221,16 @@ class PaymentMutation:
             "idempotency_key": input.idempotency_key,
         }
         return await mutate(
-            info, RefundPayload, resolve.refund(info.context, data),
+            info,
+            RefundPayload,
+            resolve.refund(info.context, data),
             lambda r: {"refund": Refund.from_model(r)},
         )
 
-    @strawberry.mutation(extensions=allow(*STAFF, R.TERMINAL),
-                         description="Same-day full reversal (撤销), once only.")
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.TERMINAL),
+        description="Same-day full reversal (撤销), once only.",
+    )
     async def payment_void(self, info: Info, input: PaymentVoidInput) -> RefundPayload:
         return await mutate(
             info,

@@ -11,13 +11,15 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from schema.auth import AuthMutation
-from schema.errors import apply_error_policy
 from schema.cards import CardMutation, CardQuery, CardSubscription
+from schema.errors import apply_error_policy
 from schema.merchants import MerchantMutation, MerchantQuery
 from schema.payments import PaymentMutation, PaymentQuery
+from schema.scalars import SCALAR_MAP
 from schema.viewer import ViewerQuery, ViewerSubscription
 
 Query = merge_types("Query", (ViewerQuery, MerchantQuery, CardQuery, PaymentQuery))
@@ -43,6 +45,7 @@ def build_schema(max_depth: int = 12, max_tokens: int = 2000, max_aliases: int =
         + MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules
     )
     return Schema(
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 INT64_MAX = 2**63 - 1
+
+Fen = NewType("Fen", int)
 
 
 def _parse_fen(value: object) -> int:
@@ -18,10 +21,11 @@ def _parse_fen(value: object) -> int:
     return value
 
 
-Fen = strawberry.scalar(
-    NewType("Fen", int),
+FEN_SCALAR = strawberry.scalar(
     name="Fen",
     description="An amount of money in fen (分), 1 yuan = 100 fen; a 64-bit integer JSON number.",
     serialize=int,
     parse_value=_parse_fen,
 )
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {Fen: FEN_SCALAR}

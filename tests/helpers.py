@@ -196,7 +196,8 @@ async def make_product(
     client: httpx.AsyncClient, m: MerchantSetup, kind: str = "NAMED", **extra: Any
 ) -> str:
     body = await gql(
-        client, PRODUCT_CREATE,
+        client,
+        PRODUCT_CREATE,
         {"i": {"merchantId": m.merchant_id, "name": f"{kind} card", "kind": kind, **extra}},
         token=m.admin,
     )
@@ -219,9 +220,17 @@ async def make_card(
     if kind == "NAMED" and holder_phone is None:
         holder_phone = "137" + f"{secrets.randbelow(10**8):08d}"
     body = await gql(
-        client, CARD_ISSUE,
-        {"i": {"productId": product_id, "holderPhone": holder_phone, "initialLoad": load,
-               "cardUid": card_uid, "idempotencyKey": key()}},
+        client,
+        CARD_ISSUE,
+        {
+            "i": {
+                "productId": product_id,
+                "holderPhone": holder_phone,
+                "initialLoad": load,
+                "cardUid": card_uid,
+                "idempotencyKey": key(),
+            }
+        },
         token=m.staff,
     )
     payload = body["data"]["cardIssue"]
@@ -231,13 +240,26 @@ async def make_card(
 
 
 async def pay(
-    client: httpx.AsyncClient, m: MerchantSetup, card_id: str, amount: int,
-    idem: str | None = None, token: str | None = None, **extra: Any,
+    client: httpx.AsyncClient,
+    m: MerchantSetup,
+    card_id: str,
+    amount: int,
+    idem: str | None = None,
+    token: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     body = await gql(
-        client, PAY,
-        {"i": {"storeId": m.store_id, "amount": amount, "cardId": card_id,
-               "idempotencyKey": idem or key(), **extra}},
+        client,
+        PAY,
+        {
+            "i": {
+                "storeId": m.store_id,
+                "amount": amount,
+                "cardId": card_id,
+                "idempotencyKey": idem or key(),
+                **extra,
+            }
+        },
         token=token or m.staff,
     )
     assert "errors" not in body, body

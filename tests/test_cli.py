@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def yikatong(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def yikatong(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
@@ -71,9 +73,13 @@ def test_production_refuses_to_start_without_secret(cli_env):
 
 def test_create_operator_then_duplicate(cli_env):
     assert yikatong("migrate", env=cli_env).returncode == 0
-    ok = yikatong("create-operator", "root-op", "--password-stdin", env=cli_env, stdin="a-long-password\n")
+    ok = yikatong(
+        "create-operator", "root-op", "--password-stdin", env=cli_env, stdin="a-long-password\n"
+    )
     assert ok.returncode == 0, ok.stderr
-    again = yikatong("create-operator", "root-op", "--password-stdin", env=cli_env, stdin="a-long-password\n")
+    again = yikatong(
+        "create-operator", "root-op", "--password-stdin", env=cli_env, stdin="a-long-password\n"
+    )
     assert again.returncode == 1
     assert "USERNAME_TAKEN" in again.stderr
     weak = yikatong("create-operator", "other-op", "--password-stdin", env=cli_env, stdin="short\n")

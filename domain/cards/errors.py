@@ -41,22 +41,33 @@ def invalid_pin() -> DomainError:
 
 
 def pin_required() -> DomainError:
-    return DomainError("INVALID_PIN", "该金额需要输入密码", "A PIN is required for this amount", "pin")
+    return DomainError(
+        "INVALID_PIN", "该金额需要输入密码", "A PIN is required for this amount", "pin"
+    )
 
 
 def pin_locked() -> DomainError:
     return DomainError(
-        "PIN_LOCKED", "密码错误次数过多，已锁定 24 小时", "Too many wrong PINs: locked for 24 hours", "pin"
+        "PIN_LOCKED",
+        "密码错误次数过多，已锁定 24 小时",
+        "Too many wrong PINs: locked for 24 hours",
+        "pin",
     )
 
 
 def uid_taken() -> DomainError:
     return DomainError(
-        "CARD_UID_TAKEN", "该实体卡已绑定其他卡", "This physical card is bound to another card", "cardUid"
+        "CARD_UID_TAKEN",
+        "该实体卡已绑定其他卡",
+        "This physical card is bound to another card",
+        "cardUid",
     )
 
 
 def holder_required() -> DomainError:
     return DomainError(
-        "INVALID_INPUT", "记名卡须登记持卡人手机号", "A named card needs the holder's phone", "holderPhone"
+        "INVALID_INPUT",
+        "记名卡须登记持卡人手机号",
+        "A named card needs the holder's phone",
+        "holderPhone",
     )

@@ -45,7 +45,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 def check_amount(amount: int, field: str = "amount") -> int:
     if amount <= 0 or amount > MAX_AMOUNT:
-        raise invalid_input(field, "金额须为正整数（分）", "Amount must be a positive number of fen")
+        raise invalid_input(
+            field, "金额须为正整数（分）", "Amount must be a positive number of fen"
+        )
     return amount
 
 
@@ -141,6 +143,20 @@ async def get_product(product_id: str) -> CardProduct:
     )
     if product is None:
         raise errors.product_not_found()
+    return product
+
+
+_PRODUCTS: dict[str, CardProduct] = {}
+
+
+async def cached_product(product_id: str) -> CardProduct:
+    """Products do not change after creation, so the payment path remembers them."""
+    product = _PRODUCTS.get(product_id)
+    if product is None:
+        product = await get_product(product_id)
+        if len(_PRODUCTS) > 50_000:
+            _PRODUCTS.clear()
+        _PRODUCTS[product_id] = product
     return product
 
 
@@ -272,9 +288,7 @@ async def load_value(
     principal, real-name registration for large single purchases.
     """
     book = rules.for_region(merchant_region)
-    if amount >= book.real_name_single_purchase and not (
-        card.kind == "NAMED" and card.holder_id
-    ):
+    if amount >= book.real_name_single_purchase and not (card.kind == "NAMED" and card.holder_id):
         raise rules.real_name_required(book.real_name_single_purchase)
     bonus = bonus_for(product, amount)
     principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
@@ -318,8 +332,9 @@ async def _holder_for_phone(conn: BaseDBAsyncClient, phone: str) -> User:
         raise invalid_input("holderPhone", "手机号格式不正确", "Not a valid mobile number")
     user = await User.filter(phone=normalized).using_db(conn).first()
     if user is None:
-        user = User(id=new_id("usr"), role=str(Role.CONSUMER), phone=normalized,
-                    created_at=clock.now())
+        user = User(
+            id=new_id("usr"), role=str(Role.CONSUMER), phone=normalized, created_at=clock.now()
+        )
         await user.save(using_db=conn)
     elif user.role != Role.CONSUMER:
         raise invalid_input("holderPhone", "该手机号不能持卡", "This phone cannot hold cards")
@@ -342,7 +357,9 @@ async def issue_card(
         raise forbidden()
     merchant = await get_merchant(product.merchant_id)
     if product.kind == "SESSION":
-        raise invalid_input("productId", "次卡请通过预约与核销使用", "Session cards are not sold here yet")
+        raise invalid_input(
+            "productId", "次卡请通过预约与核销使用", "Session cards are not sold here yet"
+        )
     if initial_load is not None:
         check_amount(initial_load, "initialLoad")
     if product.kind == "NAMED" and not holder_phone:
@@ -351,14 +368,24 @@ async def issue_card(
     if card_uid is not None:
         normalized_uid = normalize_uid(card_uid)
         if normalized_uid is None:
-            raise invalid_input("cardUid", "实体卡 UID 格式无效", "Card UID must be 4, 7 or 10 bytes hex")
+            raise invalid_input(
+                "cardUid", "实体卡 UID 格式无效", "Card UID must be 4, 7 or 10 bytes hex"
+            )
     card_id = new_id("card")
-    request = {"productId": product_id, "holderPhone": holder_phone, "initialLoad": initial_load,
-               "cardUid": normalized_uid}
+    request = {
+        "productId": product_id,
+        "holderPhone": holder_phone,
+        "initialLoad": initial_load,
+        "cardUid": normalized_uid,
+    }
     now = clock.now()
     async with transaction() as conn:
         replay = await ledger.claim_idempotency_key(
-            conn, scope=actor.id, key=idempotency_key, operation="cardIssue", request=request,
+            conn,
+            scope=actor.id,
+            key=idempotency_key,
+            operation="cardIssue",
+            request=request,
             result_id=card_id,
         )
         if replay is not None:
@@ -373,7 +400,9 @@ async def issue_card(
             status="ACTIVE",
             holder_id=holder.id if holder else None,
             uid_hash=uid_hash(normalized_uid) if normalized_uid else None,
-            expires_at=now + timedelta(days=product.validity_days) if product.validity_days else None,
+            expires_at=now + timedelta(days=product.validity_days)
+            if product.validity_days
+            else None,
             created_at=now,
         )
         try:
@@ -383,11 +412,22 @@ async def issue_card(
         await ledger.open_accounts(conn, ledger.card_accounts(card.id))
         if initial_load:
             await load_value(
-                conn, card=card, product=product, merchant_region=merchant.region_code,
-                amount=initial_load, reference=card.id, store_id=store_id, kind="ISSUE",
+                conn,
+                card=card,
+                product=product,
+                merchant_region=merchant.region_code,
+                amount=initial_load,
+                reference=card.id,
+                store_id=store_id,
+                kind="ISSUE",
             )
-        await audit.record(conn, actor, "cardIssue", card.id,
-                           {"product": product.id, "initialLoad": initial_load or 0})
+        await audit.record(
+            conn,
+            actor,
+            "cardIssue",
+            card.id,
+            {"product": product.id, "initialLoad": initial_load or 0},
+        )
     return card
 
 
@@ -405,12 +445,15 @@ class TopUpResult:
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-async def _transition(actor: Actor, card: Card, new_status: str, action: str,
-                      conn: BaseDBAsyncClient | None = None) -> Card:
+async def _transition(
+    actor: Actor, card: Card, new_status: str, action: str, conn: BaseDBAsyncClient | None = None
+) -> Card:
     allowed = TRANSITIONS[new_status]
-    changed = await Card.filter(id=card.id, status__in=allowed).using_db(conn).update(
-        status=new_status
-    ) if conn else await Card.filter(id=card.id, status__in=allowed).update(status=new_status)
+    changed = (
+        await Card.filter(id=card.id, status__in=allowed).using_db(conn).update(status=new_status)
+        if conn
+        else await Card.filter(id=card.id, status__in=allowed).update(status=new_status)
+    )
     if not changed:
         current = await Card.get(id=card.id)
         raise errors.illegal_transition(current.status, action)
@@ -423,8 +466,11 @@ async def change_status(actor: Actor, card_id: str, new_status: str, action: str
     async with transaction() as conn:
         await _transition(actor, card, new_status, action, conn)
         await audit.record(conn, actor, f"card.{action}", card.id, {"status": new_status})
-        await outbox.emit(conn, f"card-status:{card.id}", {"kind": "CARD_STATUS", "status": new_status,
-                                                           "at": clock.now().isoformat()})
+        await outbox.emit(
+            conn,
+            f"card-status:{card.id}",
+            {"kind": "CARD_STATUS", "status": new_status, "at": clock.now().isoformat()},
+        )
     return card
 
 
@@ -437,22 +483,37 @@ async def replace_card(
         raise forbidden("Only the merchant's staff replace cards")
     normalized_uid = normalize_uid(card_uid) if card_uid else None
     if card_uid and normalized_uid is None:
-        raise invalid_input("cardUid", "实体卡 UID 格式无效", "Card UID must be 4, 7 or 10 bytes hex")
+        raise invalid_input(
+            "cardUid", "实体卡 UID 格式无效", "Card UID must be 4, 7 or 10 bytes hex"
+        )
     new_card_id = new_id("card")
     async with transaction() as conn:
         replay = await ledger.claim_idempotency_key(
-            conn, scope=actor.id, key=idempotency_key, operation="cardReplace",
-            request={"cardId": card_id, "cardUid": normalized_uid}, result_id=new_card_id,
+            conn,
+            scope=actor.id,
+            key=idempotency_key,
+            operation="cardReplace",
+            request={"cardId": card_id, "cardUid": normalized_uid},
+            result_id=new_card_id,
         )
         if replay is not None:
             return await get_card(replay)
         await _transition(actor, old, "REPLACED", "replaced", conn)
-        await Card.filter(id=old.id).using_db(conn).update(uid_hash=None, replaced_by_id=new_card_id)
+        await (
+            Card.filter(id=old.id).using_db(conn).update(uid_hash=None, replaced_by_id=new_card_id)
+        )
         new = Card(
-            id=new_card_id, number=new_card_number(), product_id=old.product_id,
-            merchant_id=old.merchant_id, kind=old.kind, status="ACTIVE", holder_id=old.holder_id,
-            pin_hash=old.pin_hash, uid_hash=uid_hash(normalized_uid) if normalized_uid else None,
-            expires_at=old.expires_at, created_at=clock.now(),
+            id=new_card_id,
+            number=new_card_number(),
+            product_id=old.product_id,
+            merchant_id=old.merchant_id,
+            kind=old.kind,
+            status="ACTIVE",
+            holder_id=old.holder_id,
+            pin_hash=old.pin_hash,
+            uid_hash=uid_hash(normalized_uid) if normalized_uid else None,
+            expires_at=old.expires_at,
+            created_at=clock.now(),
         )
         try:
             await new.save(using_db=conn)
@@ -461,18 +522,30 @@ async def replace_card(
         await ledger.open_accounts(conn, ledger.card_accounts(new.id))
         bal = (await balances_of(conn, [old.id]))[old.id]
         postings = []
-        for kind_, amount in ((ledger.CARD_PRINCIPAL, bal.principal), (ledger.CARD_BONUS, bal.bonus)):
+        for kind_, amount in (
+            (ledger.CARD_PRINCIPAL, bal.principal),
+            (ledger.CARD_BONUS, bal.bonus),
+        ):
             if amount:
-                postings += [(ledger.account_id(old.id, kind_), -amount),
-                             (ledger.account_id(new.id, kind_), amount)]
+                postings += [
+                    (ledger.account_id(old.id, kind_), -amount),
+                    (ledger.account_id(new.id, kind_), amount),
+                ]
         if postings:
-            posted = await ledger.post(conn, kind="REPLACE", asset=ledger.FEN, postings=postings,
-                                       reference=new.id)
+            posted = await ledger.post(
+                conn, kind="REPLACE", asset=ledger.FEN, postings=postings, reference=new.id
+            )
             for cid, delta in ((old.id, -bal.total), (new.id, bal.total)):
                 await record_activity(
-                    conn, card_id=cid, transfer_id=posted.transfer_id, kind="REPLACE",
-                    delta=delta, balance_after=0 if cid == old.id else bal.total,
-                    store_id=None, reference=new.id, reason="REPLACE",
+                    conn,
+                    card_id=cid,
+                    transfer_id=posted.transfer_id,
+                    kind="REPLACE",
+                    delta=delta,
+                    balance_after=0 if cid == old.id else bal.total,
+                    store_id=None,
+                    reference=new.id,
+                    reason="REPLACE",
                 )
         await audit.record(conn, actor, "cardReplace", old.id, {"newCard": new.id})
     return new
@@ -486,8 +559,10 @@ async def set_pin(actor: Actor, card_id: str, pin: str) -> Card:
         raise invalid_input("pin", "密码过于简单", "PIN is too easy to guess")
     pin_hash = await hash_password(pin)
     async with transaction() as conn:
-        await Card.filter(id=card.id).using_db(conn).update(
-            pin_hash=pin_hash, pin_failures=0, pin_locked_until=None
+        await (
+            Card.filter(id=card.id)
+            .using_db(conn)
+            .update(pin_hash=pin_hash, pin_failures=0, pin_locked_until=None)
         )
         await audit.record(conn, actor, "cardSetPin", card.id)
     card.pin_hash = pin_hash
@@ -520,7 +595,9 @@ async def bind_uid(actor: Actor, card_id: str, card_uid: str) -> Card:
         raise forbidden("Only the merchant's staff bind physical cards")
     normalized = normalize_uid(card_uid)
     if normalized is None:
-        raise invalid_input("cardUid", "实体卡 UID 格式无效", "Card UID must be 4, 7 or 10 bytes hex")
+        raise invalid_input(
+            "cardUid", "实体卡 UID 格式无效", "Card UID must be 4, 7 or 10 bytes hex"
+        )
     async with transaction() as conn:
         try:
             await Card.filter(id=card.id).using_db(conn).update(uid_hash=uid_hash(normalized))

@@ -24,6 +24,8 @@ def idempotency_key_reused() -> DomainError:
 
 def invalid_idempotency_key() -> DomainError:
     return DomainError(
-        "INVALID_INPUT", "幂等键须为 8-100 个字符", "idempotencyKey must be 8-100 characters",
+        "INVALID_INPUT",
+        "幂等键须为 8-100 个字符",
+        "idempotencyKey must be 8-100 characters",
         "idempotencyKey",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -172,7 +173,7 @@ async def post(
         params += [transfer_id, acc, amount, balance, version, now]
     await execute(
         conn,
-        "INSERT INTO ledger_entries (transfer_id, account_id, amount, balance_after, version,"
+        "INSERT INTO ledger_entries (transfer_id, account_id, amount, balance_after, version,"  # noqa: S608 (placeholders only)
         f" created_at) VALUES {values_sql}",
         *params,
     )
@@ -184,7 +185,9 @@ async def balances(conn: BaseDBAsyncClient, account_ids: list[str]) -> dict[str,
         return {}
     marks = ", ".join(f"${i + 1}" for i in range(len(account_ids)))
     rows = await fetch(
-        conn, f"SELECT id, balance FROM ledger_accounts WHERE id IN ({marks})", *account_ids
+        conn,
+        f"SELECT id, balance FROM ledger_accounts WHERE id IN ({marks})",  # noqa: S608
+        *account_ids,
     )
     return {str(r["id"]): int(r["balance"]) for r in rows}
 
@@ -192,7 +195,7 @@ async def balances(conn: BaseDBAsyncClient, account_ids: list[str]) -> dict[str,
 # --- idempotency -----------------------------------------------------------------------------
 
 
-def request_hash(operation: str, request: dict[str, object]) -> str:
+def request_hash(operation: str, request: Mapping[str, object]) -> str:
     return hashlib.sha256(
         operation.encode() + b"|" + orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
@@ -204,7 +207,7 @@ async def claim_idempotency_key(
     scope: str,
     key: str,
     operation: str,
-    request: dict[str, object],
+    request: Mapping[str, object],
     result_id: str,
 ) -> str | None:
     """Claim `key` for this request inside the caller's transaction.

@@ -102,7 +102,9 @@ async def verify() -> Report:
         " ledger_transfers) AS t, (SELECT COUNT(*) FROM ledger_entries) AS e",
     )
     report.accounts, report.transfers, report.entries = (
-        int(counts[0]["a"]), int(counts[0]["t"]), int(counts[0]["e"])
+        int(counts[0]["a"]),
+        int(counts[0]["t"]),
+        int(counts[0]["e"]),
     )
     await run_checks(CHECKS, report)
     return report

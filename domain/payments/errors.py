@@ -11,7 +11,9 @@ def payment_not_found() -> DomainError:
 
 def refund_exceeds_payment() -> DomainError:
     return DomainError(
-        "REFUND_EXCEEDS_PAYMENT", "退款金额超过可退金额", "The refund exceeds what is left of the payment",
+        "REFUND_EXCEEDS_PAYMENT",
+        "退款金额超过可退金额",
+        "The refund exceeds what is left of the payment",
         "amount",
     )
 
@@ -31,18 +33,26 @@ def one_card_source() -> DomainError:
 
 def wrong_store() -> DomainError:
     return DomainError(
-        "CARD_NOT_ACCEPTED", "该卡不能在此门店使用", "This card is not accepted at this store", "storeId"
+        "CARD_NOT_ACCEPTED",
+        "该卡不能在此门店使用",
+        "This card is not accepted at this store",
+        "storeId",
     )
 
 
 def void_too_late() -> DomainError:
     return DomainError(
-        "VOID_WINDOW_CLOSED", "仅可撤销当日交易，请使用退款", "Only same-day payments can be voided; refund it",
+        "VOID_WINDOW_CLOSED",
+        "仅可撤销当日交易，请使用退款",
+        "Only same-day payments can be voided; refund it",
         "paymentId",
     )
 
 
 def channel_unavailable() -> DomainError:
     return DomainError(
-        "CHANNEL_NOT_AVAILABLE", "该充值渠道暂未开通", "This top-up channel is not available yet", "channel"
+        "CHANNEL_NOT_AVAILABLE",
+        "该充值渠道暂未开通",
+        "This top-up channel is not available yet",
+        "channel",
     )

@@ -6,15 +6,18 @@ business row, the card statement line and the outbox event commit together or no
 
 from __future__ import annotations
 
+import random
 from datetime import UTC
 
-from domain import clock
+from domain import clock, config
 from domain.actor import STAFF_ROLES, Actor, Role
+from domain.cards import errors as card_errors
 from domain.cards import service as cards
 from domain.cards.models import Card
-from domain.db import connection, transaction
+from domain.db import connection, is_postgres, transaction
 from domain.errors import DomainError, forbidden, invalid_input
 from domain.ids import has_prefix, new_id
+from domain.ledger import errors as ledger_errors
 from domain.ledger import service as ledger
 from domain.merchants.service import get_merchant, get_store
 from domain.payments import errors
@@ -24,7 +27,9 @@ from domain.sql import fetch
 TOP_UP_CHANNELS = ("CASH", "BANK_TRANSFER", "WECHAT_PAY", "ALIPAY")
 
 
-def split_spend(balance_principal: int, balance_bonus: int, amount: int, bonus_first: bool) -> tuple[int, int]:
+def split_spend(
+    balance_principal: int, balance_bonus: int, amount: int, bonus_first: bool
+) -> tuple[int, int]:
     """How much of a payment comes from principal and from bonus (the product's order)."""
     if bonus_first:
         bonus = min(balance_bonus, amount)
@@ -45,7 +50,7 @@ async def _resolve_card(
     if card_uid is not None:
         card = await cards.card_by_uid(card_uid)
         if card is None:
-            raise cards.errors.card_not_found("cardUid")
+            raise card_errors.card_not_found("cardUid")
         return card
     assert card_id is not None
     return await cards.card_for(actor, card_id)
@@ -69,47 +74,143 @@ async def pay(
         raise DomainError(
             "COUPON_NOT_APPLICABLE", "优惠券暂不可用", "Coupons cannot be used yet", "couponIds"
         )
-    store = await get_store(store_id)
+    store_merchant = await _store_merchant(store_id)
     if actor.role == Role.CONSUMER:
         if card_id is None:
             raise errors.one_card_source()
     elif actor.role in STAFF_ROLES or actor.role == Role.TERMINAL:
-        if not actor.can_act_at_store(store.merchant_id, store.id):
+        if not actor.can_act_at_store(store_merchant, store_id):
             raise forbidden("Not your store")
     else:
         raise forbidden()
     card = await _resolve_card(actor, card_id, payment_code, card_uid)
     request = {"storeId": store_id, "amount": amount, "cardId": card.id}
+    try:
+        if card.merchant_id != store_merchant:
+            raise errors.wrong_store()
+        cards.ensure_usable(card)
+        product = await cards.cached_product(card.product_id)
+        if product.pin_threshold is not None and amount > product.pin_threshold:
+            await cards.check_pin(card, pin)
+        elif pin is not None and card.pin_hash is not None:
+            await cards.check_pin(card, pin)
+    except DomainError:
+        # A retry of a payment that went through replays it, even if the card has since
+        # been frozen or the PIN locked.
+        existing = await _replay(actor, idempotency_key, "pay", request)
+        if existing is not None:
+            return existing
+        raise
+    if is_postgres():
+        return await _pay_in_one_round_trip(
+            actor, card, store_id, amount, idempotency_key, request, product.bonus_first
+        )
+    return await _pay(actor, card, store_id, amount, idempotency_key, request, product.bonus_first)
+
+
+async def _store_merchant(store_id: str) -> str:
+    """A store's merchant never changes, so it is remembered per process."""
+    merchant_id = _STORE_MERCHANT.get(store_id)
+    if merchant_id is None:
+        merchant_id = (await get_store(store_id)).merchant_id
+        _STORE_MERCHANT[store_id] = merchant_id
+    return merchant_id
+
+
+_STORE_MERCHANT: dict[str, str] = {}
+
+
+async def _pay_in_one_round_trip(
+    actor: Actor,
+    card: Card,
+    store_id: str,
+    amount: int,
+    key: str,
+    request: dict[str, object],
+    bonus_first: bool,
+) -> Payment:
+    """PostgreSQL: the whole payment is the `yk_pay` function (migration 0003)."""
+    if not 8 <= len(key) <= 100:
+        raise ledger_errors.invalid_idempotency_key()
+    payment_id, transfer_id, now = new_id("pay"), new_id("txn"), clock.now()
+    rows = await fetch(
+        connection(),
+        "SELECT * FROM yk_pay($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        actor.id,
+        key,
+        ledger.request_hash("pay", request),
+        payment_id,
+        transfer_id,
+        new_id("cta"),
+        card.id,
+        card.merchant_id,
+        store_id,
+        amount,
+        bonus_first,
+        random.randrange(ledger.HOT_SHARDS),  # noqa: S311 (load spreading, not secrecy)
+        actor.id,
+        now,
+    )
+    outcome = rows[0]["outcome"]
+    if outcome == "REPLAY":
+        return await Payment.get(id=rows[0]["result_id"])
+    if outcome == "KEY_REUSED":
+        raise ledger_errors.idempotency_key_reused()
+    if outcome == "INSUFFICIENT_FUNDS":
+        raise ledger_errors.insufficient_funds()
+    events = config.get().events
+    if events is not None:
+        events.kick()
+    return Payment(
+        id=payment_id,
+        card_id=card.id,
+        merchant_id=card.merchant_id,
+        store_id=store_id,
+        amount=amount,
+        principal_amount=rows[0]["from_principal"],
+        bonus_amount=rows[0]["from_bonus"],
+        refunded_amount=0,
+        refunded_principal=0,
+        refunded_bonus=0,
+        status="SUCCEEDED",
+        transfer_id=transfer_id,
+        actor_id=actor.id,
+        created_at=now,
+    )
+
+
+async def _pay(
+    actor: Actor,
+    card: Card,
+    store_id: str,
+    amount: int,
+    key: str,
+    request: dict[str, object],
+    bonus_first: bool,
+) -> Payment:
+    """The same payment as statements in one transaction (SQLite, and the reference)."""
     payment_id = new_id("pay")
-    # A retry must replay even if the card has since been frozen or emptied: look first.
-    existing = await _replay(actor, idempotency_key, "pay", request)
-    if existing is not None:
-        return existing
-    if card.merchant_id != store.merchant_id:
-        raise errors.wrong_store()
-    cards.ensure_usable(card)
-    product = await cards.get_product(card.product_id)
-    if product.pin_threshold is not None and amount > product.pin_threshold:
-        await cards.check_pin(card, pin)
-    elif pin is not None and card.pin_hash is not None:
-        await cards.check_pin(card, pin)
     principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
     bonus_acc = ledger.account_id(card.id, ledger.CARD_BONUS)
     async with transaction() as conn:
         replay = await ledger.claim_idempotency_key(
-            conn, scope=actor.id, key=idempotency_key, operation="pay", request=request,
+            conn,
+            scope=actor.id,
+            key=key,
+            operation="pay",
+            request=request,
             result_id=payment_id,
         )
         if replay is not None:
-            return await Payment.get(id=replay).using_db(conn)
-        # The split is decided on balances read under the same transaction; the debits below
-        # are conditional, so a concurrent spend makes this one fail rather than overdraw.
+            return await Payment.filter(id=replay).using_db(conn).get()
+        # The split is decided on balances read in this transaction; the debits below are
+        # conditional, so a concurrent spend makes this one fail rather than overdraw.
         bal = await ledger.balances(conn, [principal_acc, bonus_acc])
         from_principal, from_bonus = split_spend(
-            bal.get(principal_acc, 0), bal.get(bonus_acc, 0), amount, product.bonus_first
+            bal.get(principal_acc, 0), bal.get(bonus_acc, 0), amount, bonus_first
         )
         if from_bonus > bal.get(bonus_acc, 0) or from_principal > bal.get(principal_acc, 0):
-            raise ledger.errors.insufficient_funds()
+            raise ledger_errors.insufficient_funds()
         postings = [(ledger.hot_account(card.merchant_id, ledger.MERCHANT_RECEIVABLE), amount)]
         if from_principal:
             postings.append((principal_acc, -from_principal))
@@ -123,7 +224,7 @@ async def pay(
             id=payment_id,
             card_id=card.id,
             merchant_id=card.merchant_id,
-            store_id=store.id,
+            store_id=store_id,
             amount=amount,
             principal_amount=from_principal,
             bonus_amount=from_bonus,
@@ -134,25 +235,36 @@ async def pay(
         )
         after = await ledger.balances(conn, [principal_acc, bonus_acc])
         await cards.record_activity(
-            conn, card_id=card.id, transfer_id=posted.transfer_id, kind="PAYMENT", delta=-amount,
-            balance_after=sum(after.values()), store_id=store.id, reference=payment_id,
+            conn,
+            card_id=card.id,
+            transfer_id=posted.transfer_id,
+            kind="PAYMENT",
+            delta=-amount,
+            balance_after=sum(after.values()),
+            store_id=store_id,
+            reference=payment_id,
             reason="PAYMENT",
         )
     return payment
 
 
-async def _replay(actor: Actor, key: str, operation: str, request: dict[str, object]) -> Payment | None:
+async def _replay(
+    actor: Actor, key: str, operation: str, request: dict[str, object]
+) -> Payment | None:
     rows = await fetch(
         connection(),
-        "SELECT operation, request_hash, result_id FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        "SELECT operation, request_hash, result_id FROM idempotency_keys"
+        " WHERE scope = $1 AND key = $2",
         actor.id,
         key,
     )
     if not rows:
         return None
     row = rows[0]
-    if row["operation"] != operation or row["request_hash"] != ledger.request_hash(operation, request):
-        raise ledger.errors.idempotency_key_reused()
+    if row["operation"] != operation or row["request_hash"] != ledger.request_hash(
+        operation, request
+    ):
+        raise ledger_errors.idempotency_key_reused()
     return await Payment.get(id=row["result_id"])
 
 
@@ -186,7 +298,12 @@ def refund_split(payment: Payment, amount: int) -> tuple[int, int]:
 
 
 async def refund(
-    actor: Actor, *, payment_id: str, amount: int, reason: str | None, idempotency_key: str,
+    actor: Actor,
+    *,
+    payment_id: str,
+    amount: int,
+    reason: str | None,
+    idempotency_key: str,
     void: bool = False,
 ) -> Refund:
     """Give (part of) a payment back to the sub-balances it came from; never more than it."""
@@ -201,11 +318,15 @@ async def refund(
     refund_id = new_id("rfd")
     async with transaction() as conn:
         replay = await ledger.claim_idempotency_key(
-            conn, scope=actor.id, key=idempotency_key, operation=operation, request=request,
+            conn,
+            scope=actor.id,
+            key=idempotency_key,
+            operation=operation,
+            request=request,
             result_id=refund_id,
         )
         if replay is not None:
-            return await Refund.get(id=replay).using_db(conn)
+            return await Refund.filter(id=replay).using_db(conn).get()
         # Lock the payment row: concurrent refunds of one payment queue here.
         locked = Payment.filter(id=payment.id).using_db(conn)
         if conn.capabilities.dialect == "postgres":
@@ -214,7 +335,7 @@ async def refund(
         assert current is not None
         if void:
             if current.refunded_amount:
-                raise ledger.errors.already_reversed()
+                raise ledger_errors.already_reversed()
             if current.created_at.astimezone(UTC).date() != clock.now().astimezone(UTC).date():
                 raise errors.void_too_late()
         if current.refunded_amount + amount > current.amount:
@@ -226,27 +347,56 @@ async def refund(
         if bonus:
             postings.append((ledger.account_id(current.card_id, ledger.CARD_BONUS), bonus))
         posted = await ledger.post(
-            conn, kind="VOID" if void else "REFUND", asset=ledger.FEN, postings=postings,
-            reference=refund_id, reverses_id=current.transfer_id if void else None,
+            conn,
+            kind="VOID" if void else "REFUND",
+            asset=ledger.FEN,
+            postings=postings,
+            reference=refund_id,
+            reverses_id=current.transfer_id if void else None,
         )
         refunded = current.refunded_amount + amount
-        await Payment.filter(id=current.id).using_db(conn).update(
-            refunded_amount=refunded,
-            refunded_principal=current.refunded_principal + principal,
-            refunded_bonus=current.refunded_bonus + bonus,
-            status="VOIDED" if void else ("REFUNDED" if refunded == current.amount else "PARTIALLY_REFUNDED"),
+        await (
+            Payment.filter(id=current.id)
+            .using_db(conn)
+            .update(
+                refunded_amount=refunded,
+                refunded_principal=current.refunded_principal + principal,
+                refunded_bonus=current.refunded_bonus + bonus,
+                status="VOIDED"
+                if void
+                else ("REFUNDED" if refunded == current.amount else "PARTIALLY_REFUNDED"),
+            )
         )
         result = await Refund.create(
-            using_db=conn, id=refund_id, payment_id=current.id, amount=amount,
-            principal_amount=principal, bonus_amount=bonus, kind="VOID" if void else "REFUND",
-            reason=reason, transfer_id=posted.transfer_id, actor_id=actor.id, created_at=clock.now(),
+            using_db=conn,
+            id=refund_id,
+            payment_id=current.id,
+            amount=amount,
+            principal_amount=principal,
+            bonus_amount=bonus,
+            kind="VOID" if void else "REFUND",
+            reason=reason,
+            transfer_id=posted.transfer_id,
+            actor_id=actor.id,
+            created_at=clock.now(),
         )
-        after = await ledger.balances(conn, [ledger.account_id(current.card_id, k)
-                                             for k in (ledger.CARD_PRINCIPAL, ledger.CARD_BONUS)])
+        after = await ledger.balances(
+            conn,
+            [
+                ledger.account_id(current.card_id, k)
+                for k in (ledger.CARD_PRINCIPAL, ledger.CARD_BONUS)
+            ],
+        )
         await cards.record_activity(
-            conn, card_id=current.card_id, transfer_id=posted.transfer_id,
-            kind="VOID" if void else "REFUND", delta=amount, balance_after=sum(after.values()),
-            store_id=current.store_id, reference=refund_id, reason="VOID" if void else "REFUND",
+            conn,
+            card_id=current.card_id,
+            transfer_id=posted.transfer_id,
+            kind="VOID" if void else "REFUND",
+            delta=amount,
+            balance_after=sum(after.values()),
+            store_id=current.store_id,
+            reference=refund_id,
+            reason="VOID" if void else "REFUND",
         )
     return result
 
@@ -257,13 +407,22 @@ async def void(
     """撤销: the whole payment back, same day, once."""
     payment = await get_payment_for(actor, payment_id)
     return await refund(
-        actor, payment_id=payment_id, amount=payment.amount, reason=reason,
-        idempotency_key=idempotency_key, void=True,
+        actor,
+        payment_id=payment_id,
+        amount=payment.amount,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        void=True,
     )
 
 
 async def top_up(
-    actor: Actor, *, card_id: str, amount: int, channel: str, idempotency_key: str,
+    actor: Actor,
+    *,
+    card_id: str,
+    amount: int,
+    channel: str,
+    idempotency_key: str,
     store_id: str | None = None,
 ) -> TopUp:
     """充值. CASH at the counter is credited at once; online channels come with the next issue."""
@@ -283,20 +442,37 @@ async def top_up(
     request = {"cardId": card_id, "amount": amount, "channel": channel}
     async with transaction() as conn:
         replay = await ledger.claim_idempotency_key(
-            conn, scope=actor.id, key=idempotency_key, operation="topUp", request=request,
+            conn,
+            scope=actor.id,
+            key=idempotency_key,
+            operation="topUp",
+            request=request,
             result_id=top_up_id,
         )
         if replay is not None:
-            return await TopUp.get(id=replay).using_db(conn)
+            return await TopUp.filter(id=replay).using_db(conn).get()
         transfer_id, bonus, _ = await cards.load_value(
-            conn, card=card, product=product, merchant_region=merchant.region_code, amount=amount,
-            reference=top_up_id, store_id=store_id or (actor.store_ids[0] if actor.store_ids else None),
+            conn,
+            card=card,
+            product=product,
+            merchant_region=merchant.region_code,
+            amount=amount,
+            reference=top_up_id,
+            store_id=store_id or (actor.store_ids[0] if actor.store_ids else None),
             kind="TOPUP",
         )
         now = clock.now()
         return await TopUp.create(
-            using_db=conn, id=top_up_id, card_id=card.id, merchant_id=card.merchant_id,
-            amount=amount, bonus=bonus, channel=channel, status="SUCCEEDED",
-            transfer_id=transfer_id, actor_id=actor.id, created_at=now, completed_at=now,
+            using_db=conn,
+            id=top_up_id,
+            card_id=card.id,
+            merchant_id=card.merchant_id,
+            amount=amount,
+            bonus=bonus,
+            channel=channel,
+            status="SUCCEEDED",
+            transfer_id=transfer_id,
+            actor_id=actor.id,
+            created_at=now,
+            completed_at=now,
         )
-

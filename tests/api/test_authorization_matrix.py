@@ -4,6 +4,7 @@ permission, or missing from the table below, fails the test."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,6 @@ import pytest
 from domain.actor import Role
 from schema.permissions import declared_roles
 from schema.root import Mutation, Query, Subscription
-import secrets
-
 from tests.helpers import (
     PASSWORD,
     consumer_token,
@@ -134,14 +133,21 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
     "topUp": (
         frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
         "mutation($i: TopUpInput!) { topUp(input: $i) { topUp { id } errors { code } } }",
-        lambda s: {"i": {"cardId": s["card_id"], "amount": 100, "channel": "CASH",
-                         "idempotencyKey": key()}},
+        lambda s: {
+            "i": {"cardId": s["card_id"], "amount": 100, "channel": "CASH", "idempotencyKey": key()}
+        },
     ),
     "pay": (
         frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
         "mutation($i: PayInput!) { pay(input: $i) { payment { id } errors { code } } }",
-        lambda s: {"i": {"storeId": s["store_id"], "cardId": s["card_id"], "amount": 1,
-                         "idempotencyKey": key()}},
+        lambda s: {
+            "i": {
+                "storeId": s["store_id"],
+                "cardId": s["card_id"],
+                "amount": 1,
+                "idempotencyKey": key(),
+            }
+        },
     ),
     "refund": (
         frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
@@ -156,7 +162,7 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
     **{
         op: (
             frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
-            "mutation($i: CardIdInput!) { %s(input: $i) { card { id } errors { code } } }" % op,
+            f"mutation($i: CardIdInput!) {{ {op}(input: $i) {{ card {{ id }} errors {{ code }} }} }}",
             lambda s: {"i": {"cardId": s["status_card_id"]}},
         )
         for op in ("cardFreeze", "cardUnfreeze", "cardReportLost")
@@ -241,10 +247,14 @@ async def principals(client, sms) -> dict[str, Any]:
     status_card = await make_card(client, m, load=1000, holder_phone=phone)
     payment = (await pay(client, m, card["id"], 100_000))["payment"]
     return {
-        "setup": {"merchant_id": m.merchant_id, "store_id": m.store_id,
-                  "product_id": await make_product(client, m, "BEARER"),
-                  "card_id": card["id"], "status_card_id": status_card["id"],
-                  "payment_id": payment["id"]},
+        "setup": {
+            "merchant_id": m.merchant_id,
+            "store_id": m.store_id,
+            "product_id": await make_product(client, m, "BEARER"),
+            "card_id": card["id"],
+            "status_card_id": status_card["id"],
+            "payment_id": payment["id"],
+        },
         "auth": {
             ANON: {},
             R.CONSUMER: {"token": consumer},
@@ -305,8 +315,9 @@ async def test_subscription_by_role(app, principals, operation, role):
         viewer=viewer,
     )
     allowed, document, variables = MATRIX[operation]
-    result = await schema.subscribe(document, variable_values=variables(principals["setup"]),
-                                    context_value=ctx)
+    result = await schema.subscribe(
+        document, variable_values=variables(principals["setup"]), context_value=ctx
+    )
     if hasattr(result, "__anext__"):
         try:
             first = await asyncio.wait_for(result.__anext__(), 0.3)

@@ -9,24 +9,33 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from tests.helpers import consumer_token, gql, make_card, make_merchant, pay
+from tests.helpers import consumer_token, make_card, make_merchant, pay
 
 SUB = "subscription($id: ID!) { balanceChanged(cardId: $id) { cardId balance delta reason transactionId } }"
 
 
 async def open_subscription(server_url: str, token: str, card_id: str) -> Any:
     ws = await connect(f"ws://{server_url}/graphql", subprotocols=["graphql-transport-ws"])
-    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
     ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert ack["type"] == "connection_ack", ack
-    await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                              "payload": {"query": SUB, "variables": {"id": card_id}}}))
+    await ws.send(
+        json.dumps(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": SUB, "variables": {"id": card_id}},
+            }
+        )
+    )
     await asyncio.sleep(0.3)  # let the server subscribe to the broker before money moves
     return ws
 
 
-async def next_message(ws: Any, timeout: float = 5) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def next_message(ws: Any, wait: float = 5) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), wait))
     return message
 
 
@@ -41,8 +50,13 @@ async def test_holder_hears_each_committed_change_once(client, sms, server_url):
         event = await next_message(ws)
         assert event["type"] == "next", event
         data = event["payload"]["data"]["balanceChanged"]
-        assert data == {"cardId": card["id"], "balance": 3800, "delta": -1200, "reason": "PAYMENT",
-                        "transactionId": data["transactionId"]}
+        assert data == {
+            "cardId": card["id"],
+            "balance": 3800,
+            "delta": -1200,
+            "reason": "PAYMENT",
+            "transactionId": data["transactionId"],
+        }
         # A refused payment (rolled back) publishes nothing; the next real one does.
         refused = await pay(client, m, card["id"], 999_999)
         assert refused["errors"][0]["code"] == "INSUFFICIENT_FUNDS"
