@@ -37,6 +37,10 @@ class InProcessBroker:
             if queue.qsize() < 1000:
                 queue.put_nowait(message)
 
+    async def publish_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        for channel, message in messages:
+            await self.publish(channel, message)
+
     async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers[channel].add(queue)
@@ -74,6 +78,13 @@ class RedisBroker:
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         await self.redis.publish(self.prefix + channel, orjson.dumps(message))
+
+    async def publish_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """One round trip for a whole relay batch."""
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, message in messages:
+            pipe.publish(self.prefix + channel, orjson.dumps(message))
+        await pipe.execute()
 
     async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)

@@ -19,28 +19,38 @@ class OutboxRelay:
         self.idle_poll_seconds = idle_poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def kick(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Finish the batch in hand (never cancel inside a database transaction), then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._task = None
 
     async def drain(self) -> int:
         total = 0
-        while n := await relay_batch(self.broker.publish):
+        while not self._stopping and (n := await relay_batch(self.broker.publish_many)):
             total += n
         return total
 
     async def _run(self) -> None:
         # Unpublished rows from before a crash go out first.
-        while True:
+        while not self._stopping:
             try:
                 await self.drain()
             except asyncio.CancelledError:

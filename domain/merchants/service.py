@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 
 from domain import clock
@@ -173,14 +174,30 @@ async def register_terminal(actor: Actor, store_id: str, name: str) -> Registere
     return RegisteredTerminal(terminal=terminal, key=key)
 
 
+# A terminal key is checked on every request the device makes (every payment); remembering the
+# answer briefly saves a round trip per payment. A revoked key stops working within the TTL.
+TERMINAL_CACHE_SECONDS = 10.0
+_terminals: dict[str, tuple[Terminal, float]] = {}
+
+
 async def authenticate_terminal(key: str) -> Terminal | None:
     if not key.startswith("tk_") or len(key) > 100:
         return None
-    terminal = await Terminal.get_or_none(key_hash=token_hash(key), revoked_at__isnull=True)
+    digest = token_hash(key)
+    now_mono = time.monotonic()
+    cached = _terminals.get(digest)
+    if cached is not None and now_mono - cached[1] < TERMINAL_CACHE_SECONDS:
+        return cached[0]
+    terminal = await Terminal.get_or_none(key_hash=digest, revoked_at__isnull=True)
     if terminal is None:
+        _terminals.pop(digest, None)
         return None
+    if len(_terminals) > 10_000:
+        _terminals.clear()
+    _terminals[digest] = (terminal, now_mono)
     now = clock.now()
-    # Last-seen is advisory; write it at most once a minute to keep the hot path light.
+    # Last-seen is advisory; written at most once a minute per terminal.
     if terminal.last_seen_at is None or (now - terminal.last_seen_at).total_seconds() > 60:
         await Terminal.filter(id=terminal.id).update(last_seen_at=now)
+        terminal.last_seen_at = now
     return terminal

@@ -14,7 +14,7 @@ from domain import clock
 from domain.db import is_postgres, transaction
 from domain.outbox.models import OutboxEvent
 
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 
 async def emit(conn: BaseDBAsyncClient, channel: str, payload: dict[str, Any]) -> None:
@@ -36,8 +36,7 @@ async def relay_batch(publish: Publish, limit: int = 200) -> int:
         rows = await query.using_db(conn)
         if not rows:
             return 0
-        for row in rows:
-            await publish(row.channel, {**row.payload, "eventId": row.id})
+        await publish([(row.channel, {**row.payload, "eventId": row.id}) for row in rows])
         await (
             OutboxEvent.filter(id__in=[r.id for r in rows])
             .using_db(conn)

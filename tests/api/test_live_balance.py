@@ -114,3 +114,18 @@ async def test_events_committed_while_the_relay_is_down_are_published_on_restart
         if state.relay._task is None or state.relay._task.done():
             state.relay.start()
         await ws.close()
+
+
+async def test_relay_marks_what_it_published(app, client):
+    from domain.outbox.models import OutboxEvent
+
+    m = await make_merchant(client)
+    card = await make_card(client, m, load=1000)
+    await pay(client, m, card["id"], 100)
+    for _ in range(50):
+        if not await OutboxEvent.filter(published_at__isnull=True).exists():
+            break
+        await asyncio.sleep(0.1)
+    assert not await OutboxEvent.filter(published_at__isnull=True).exists()
+    published = await OutboxEvent.filter(channel=f"card:{card['id']}").count()
+    assert published == 2  # the issue load and the payment, each once
