@@ -84,3 +84,46 @@ def test_create_operator_then_duplicate(cli_env):
     assert "USERNAME_TAKEN" in again.stderr
     weak = yikatong("create-operator", "other-op", "--password-stdin", env=cli_env, stdin="short\n")
     assert weak.returncode == 1
+
+
+def test_serve_with_demo_answers_graphiql_and_demo_logins(cli_env):
+    """README command 1, as a newcomer runs it: serve --demo, open GraphiQL, log in."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--demo", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, **cli_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        page = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}, timeout=5)
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+        login = httpx.post(
+            f"{base}/graphql",
+            json={
+                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken errors { code } } }",
+                "variables": {"i": {"username": "coffee-admin", "password": "yikatong-demo"}},
+            },
+            timeout=10,
+        ).json()
+        assert login["data"]["login"]["errors"] == [] and login["data"]["login"]["accessToken"]
+    finally:
+        server.kill()
+        output = server.communicate()[0]
+    assert "coffee-admin" in output
