@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import structlog
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -62,6 +63,19 @@ class GraphQLApp(GraphQL[Context, None]):
                 request.headers.get("authorization"), ip, request_id
             )
         return ctx
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A body must be one JSON object; anything else is the client's error (400), not ours."""
+        try:
+            parsed = orjson.loads(data)
+        except (orjson.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        if not isinstance(parsed, dict):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def on_ws_connect(self, context: Context) -> Any:
         params = context.connection_params or {}
@@ -126,9 +140,16 @@ class RequestContextMiddleware:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _too_large(scope, receive, send)
+            await _too_large(scope, receive, send_with_id)
             return
         received = 0
 
@@ -141,16 +162,10 @@ class RequestContextMiddleware:
                     raise _BodyTooLarge
             return message
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
-            await _too_large(scope, receive, send)
+            await _too_large(scope, receive, send_with_id)
 
 
 class _BodyTooLarge(Exception):

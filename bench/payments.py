@@ -33,9 +33,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PAY = (
-    "mutation($i: PayInput!) { pay(input: $i) { payment { id status } errors { code } } }"
-)
+PAY = "mutation($i: PayInput!) { pay(input: $i) { payment { id status } errors { code } } }"
 
 
 @dataclass
@@ -69,25 +67,40 @@ async def seed(database_url: str, merchants: int, cards_per: int, hot_cards: int
     try:
         for i in range(merchants + 1):
             m = await merchants_svc.create_merchant(
-                operator, name=f"Bench {i}", region_code="110105", industry="RETAIL",
-                issuer_class=None, admin_username=f"bench-admin-{i}",
+                operator,
+                name=f"Bench {i}",
+                region_code="110105",
+                industry="RETAIL",
+                issuer_class=None,
+                admin_username=f"bench-admin-{i}",
                 admin_password="bench-password-1",
             )
             admin = Actor(id=f"usr_admin{i}", role=Role.MERCHANT_ADMIN, merchant_id=m.id)
             store = await merchants_svc.create_store(admin, m.id, "store", None)
             term = await merchants_svc.register_terminal(admin, store.id, "pos")
             product = await cards.create_product(
-                admin, merchant_id=m.id, name="bench", kind="NAMED", validity_days=None,
-                bonus_rules=[], face_values=[], bonus_first=False, pin_threshold=None,
+                admin,
+                merchant_id=m.id,
+                name="bench",
+                kind="NAMED",
+                validity_days=None,
+                bonus_rules=[],
+                face_values=[],
+                bonus_first=False,
+                pin_threshold=None,
             )
             staff = Actor(id=f"usr_staff{i}", role=Role.MERCHANT_STAFF, merchant_id=m.id)
             count = hot_cards if i == 0 else cards_per
             ids = []
             for _ in range(count):
-                phone = "13" + f"{random.randrange(10**9):09d}"  # noqa: S311
+                phone = "13" + f"{random.randrange(10**9):09d}"
                 card = await cards.issue_card(
-                    staff, product_id=product.id, holder_phone=phone, initial_load=500_000,
-                    card_uid=None, idempotency_key=secrets.token_hex(8),
+                    staff,
+                    product_id=product.id,
+                    holder_phone=phone,
+                    initial_load=500_000,
+                    card_uid=None,
+                    idempotency_key=secrets.token_hex(8),
                 )
                 ids.append(card.id)
             targets.append(Target(store.id, term.key, m.id, ids))
@@ -121,7 +134,9 @@ class Connection:
         return status, await self.reader.readexactly(length)
 
 
-async def drive_http(port: int, targets: list[Target], clients: int, seconds: float) -> dict[str, float]:
+async def drive_http(
+    port: int, targets: list[Target], clients: int, seconds: float
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -130,13 +145,20 @@ async def drive_http(port: int, targets: list[Target], clients: int, seconds: fl
         nonlocal errors
         conn = Connection("127.0.0.1", port)
         while time.perf_counter() < deadline:
-            t = random.choice(targets)  # noqa: S311
-            variables = {"i": {"storeId": t.store_id, "cardId": random.choice(t.card_ids),  # noqa: S311
-                               "amount": 1, "idempotencyKey": secrets.token_hex(10)}}
+            t = random.choice(targets)
+            variables = {
+                "i": {
+                    "storeId": t.store_id,
+                    "cardId": random.choice(t.card_ids),
+                    "amount": 1,
+                    "idempotencyKey": secrets.token_hex(10),
+                }
+            }
             body = orjson.dumps({"query": PAY, "variables": variables})
             start = time.perf_counter()
             status, raw = await conn.post(
-                "/graphql", body,
+                "/graphql",
+                body,
                 {"Content-Type": "application/json", "Authorization": f"Terminal {t.terminal_key}"},
             )
             latencies.append(time.perf_counter() - start)
@@ -149,7 +171,9 @@ async def drive_http(port: int, targets: list[Target], clients: int, seconds: fl
     return summarize(latencies, time.perf_counter() - started, errors)
 
 
-async def drive_raw(dsn: str, targets: list[Target], clients: int, seconds: float) -> dict[str, float]:
+async def drive_raw(
+    dsn: str, targets: list[Target], clients: int, seconds: float
+) -> dict[str, float]:
     """The same money movement without HTTP or GraphQL: `yk_pay` through asyncpg."""
     from domain.ids import new_id
 
@@ -162,13 +186,24 @@ async def drive_raw(dsn: str, targets: list[Target], clients: int, seconds: floa
         nonlocal errors
         async with pool.acquire() as conn:
             while time.perf_counter() < deadline:
-                t = random.choice(targets)  # noqa: S311
+                t = random.choice(targets)
                 start = time.perf_counter()
                 row = await conn.fetchrow(
                     "SELECT * FROM yk_pay($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                    "raw", secrets.token_hex(10), "h", new_id("pay"), new_id("txn"), new_id("cta"),
-                    random.choice(t.card_ids), t.merchant_id, t.store_id, 1, False,  # noqa: S311
-                    random.randrange(8), "raw", dt.datetime.now(dt.UTC),  # noqa: S311
+                    "raw",
+                    secrets.token_hex(10),
+                    "h",
+                    new_id("pay"),
+                    new_id("txn"),
+                    new_id("cta"),
+                    random.choice(t.card_ids),
+                    t.merchant_id,
+                    t.store_id,
+                    1,
+                    False,
+                    random.randrange(8),
+                    "raw",
+                    dt.datetime.now(dt.UTC),
                 )
                 latencies.append(time.perf_counter() - start)
                 if row["outcome"] != "OK":
@@ -198,10 +233,13 @@ def spread(values: list[float]) -> str:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pg", default=os.environ.get("YIKATONG_TEST_PG_URL",
-                                                       "postgres://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--redis", default=os.environ.get("YIKATONG_TEST_REDIS_URL",
-                                                          "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("YIKATONG_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test"),
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("YIKATONG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--repeat", type=int, default=3)
@@ -217,22 +255,39 @@ async def main() -> int:
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     database_url = args.pg.rsplit("/", 1)[0] + "/" + name
-    env = {**os.environ, "YIKATONG_DATABASE_URL": database_url, "YIKATONG_REDIS_URL": args.redis,
-           "YIKATONG_REDIS_PREFIX": f"{name}:", "YIKATONG_ENV": "test",
-           "YIKATONG_SECRET_KEY": "bench-" + "k" * 40, "YIKATONG_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "YIKATONG_DATABASE_URL": database_url,
+        "YIKATONG_REDIS_URL": args.redis,
+        "YIKATONG_REDIS_PREFIX": f"{name}:",
+        "YIKATONG_ENV": "test",
+        "YIKATONG_SECRET_KEY": "bench-" + "k" * 40,
+        "YIKATONG_LOG_LEVEL": "WARNING",
+    }
     os.environ.update(env)
     server = None
     try:
-        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, cwd=ROOT,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "migrate"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
         t0 = time.perf_counter()
         targets = await seed(database_url, args.merchants, args.cards, args.hot_cards)
-        print(f"seeded {sum(len(t.card_ids) for t in targets)} cards in "
-              f"{time.perf_counter() - t0:.0f}s", flush=True)
+        print(
+            f"seeded {sum(len(t.card_ids) for t in targets)} cards in "
+            f"{time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
             try:
@@ -246,10 +301,16 @@ async def main() -> int:
         for label, shape in shapes.items():
             for _ in range(args.repeat):
                 results.setdefault(f"HTTP+GraphQL, {label}", []).append(
-                    await drive_http(port, shape, args.clients, args.seconds))
+                    await drive_http(port, shape, args.clients, args.seconds)
+                )
                 results.setdefault(f"raw SQL floor, {label}", []).append(
-                    await drive_raw(database_url.replace("postgres://", "postgresql://", 1), shape,
-                                    args.clients, args.seconds))
+                    await drive_raw(
+                        database_url.replace("postgres://", "postgresql://", 1),
+                        shape,
+                        args.clients,
+                        args.seconds,
+                    )
+                )
     finally:
         if server is not None:
             server.kill()

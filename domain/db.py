@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
@@ -24,11 +25,24 @@ def is_postgres() -> bool:
     return dialect() == "postgres"
 
 
+_emitted: ContextVar[bool] = ContextVar("outbox_emitted", default=False)
+
+
+def mark_emitted() -> None:
+    """Called by the outbox when it writes an event in the current transaction."""
+    _emitted.set(True)
+
+
 @asynccontextmanager
 async def transaction() -> AsyncIterator[BaseDBAsyncClient]:
     """One database transaction; outbox events written inside are published after commit."""
-    async with in_transaction("default") as conn:
-        yield conn
+    token = _emitted.set(False)
+    try:
+        async with in_transaction("default") as conn:
+            yield conn
+        emitted = _emitted.get()
+    finally:
+        _emitted.reset(token)
     events = config.get().events
-    if events is not None:
+    if emitted and events is not None:
         events.kick()

@@ -72,7 +72,8 @@ def _rewrite(error: GraphQLError, lang: str, request_id: str) -> GraphQLError:
             error.path,
             extensions={"code": original.code, "field": original.field},
         )
-    if isinstance(original, ValueError) and error.path is None:
+    client_fault = isinstance(original, ValueError) and error.path is None
+    if isinstance(original, GraphQLError) or client_fault:
         # Variable coercion failures (a Fen that is a float, a bad DateTime).
         return GraphQLError(
             error.message,

@@ -10,6 +10,7 @@ from datetime import timedelta
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 
 from domain import clock, config
 from domain.actor import Actor, Origin, Role
@@ -177,7 +178,7 @@ async def login_with_otp(phone: str, code: str, origin: Origin) -> Tokens:
     # cannot exceed the limit.
     counted = await OtpChallenge.filter(
         id=challenge.id, consumed_at__isnull=True, attempts__lt=cfg.otp_max_attempts
-    ).update(attempts=challenge.attempts + 1)
+    ).update(attempts=F("attempts") + 1)
     if not counted:
         raise errors.code_locked()
     if not re.fullmatch(r"\d{6}", code) or not secrets.compare_digest(

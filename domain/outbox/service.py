@@ -11,7 +11,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain import clock
-from domain.db import is_postgres, transaction
+from domain.db import is_postgres, mark_emitted, transaction
 from domain.outbox.models import OutboxEvent
 
 Publish = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
@@ -21,6 +21,7 @@ async def emit(conn: BaseDBAsyncClient, channel: str, payload: dict[str, Any]) -
     await OutboxEvent.create(
         using_db=conn, channel=channel, payload=payload, created_at=clock.now()
     )
+    mark_emitted()
 
 
 async def relay_batch(publish: Publish, limit: int = 200) -> int:

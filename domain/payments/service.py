@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from datetime import UTC
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from domain import clock, config
 from domain.actor import STAFF_ROLES, Actor, Role
 from domain.cards import errors as card_errors
@@ -251,6 +253,14 @@ async def _pay(
 async def _replay(
     actor: Actor, key: str, operation: str, request: dict[str, object]
 ) -> Payment | None:
+    result_id = await _replayed_id(actor, key, operation, request)
+    return await Payment.get(id=result_id) if result_id else None
+
+
+async def _replayed_id(
+    actor: Actor, key: str, operation: str, request: dict[str, object]
+) -> str | None:
+    """The result of an earlier request with this key, looked up outside any transaction."""
     rows = await fetch(
         connection(),
         "SELECT operation, request_hash, result_id FROM idempotency_keys"
@@ -265,7 +275,17 @@ async def _replay(
         operation, request
     ):
         raise ledger_errors.idempotency_key_reused()
-    return await Payment.get(id=row["result_id"])
+    return str(row["result_id"])
+
+
+async def _current_card(conn: BaseDBAsyncClient, card_id: str) -> str:
+    """Follow 补卡 replacements to the card that holds the balance today."""
+    for _ in range(100):
+        row = await Card.filter(id=card_id).using_db(conn).first()
+        if row is None or row.status != "REPLACED" or not row.replaced_by_id:
+            return card_id
+        card_id = row.replaced_by_id
+    raise RuntimeError(f"replacement chain too long from {card_id}")
 
 
 async def get_payment_for(actor: Actor, payment_id: str) -> Payment:
@@ -341,11 +361,13 @@ async def refund(
         if current.refunded_amount + amount > current.amount:
             raise errors.refund_exceeds_payment()
         principal, bonus = refund_split(current, amount)
+        # A card replaced since the payment passed its balance on: the refund follows it.
+        holder_card = await _current_card(conn, current.card_id)
         postings = [(ledger.hot_account(current.merchant_id, ledger.MERCHANT_RECEIVABLE), -amount)]
         if principal:
-            postings.append((ledger.account_id(current.card_id, ledger.CARD_PRINCIPAL), principal))
+            postings.append((ledger.account_id(holder_card, ledger.CARD_PRINCIPAL), principal))
         if bonus:
-            postings.append((ledger.account_id(current.card_id, ledger.CARD_BONUS), bonus))
+            postings.append((ledger.account_id(holder_card, ledger.CARD_BONUS), bonus))
         posted = await ledger.post(
             conn,
             kind="VOID" if void else "REFUND",
@@ -382,14 +404,11 @@ async def refund(
         )
         after = await ledger.balances(
             conn,
-            [
-                ledger.account_id(current.card_id, k)
-                for k in (ledger.CARD_PRINCIPAL, ledger.CARD_BONUS)
-            ],
+            [ledger.account_id(holder_card, k) for k in (ledger.CARD_PRINCIPAL, ledger.CARD_BONUS)],
         )
         await cards.record_activity(
             conn,
-            card_id=current.card_id,
+            card_id=holder_card,
             transfer_id=posted.transfer_id,
             kind="VOID" if void else "REFUND",
             delta=amount,
@@ -430,16 +449,24 @@ async def top_up(
     if channel not in TOP_UP_CHANNELS:
         raise invalid_input("channel", "充值渠道无效", "Unknown channel")
     card = await cards.card_for(actor, card_id)
-    if channel != "CASH" or not cards.is_staff_for(actor, card.merchant_id):
-        # Cash is taken at the counter; online channels arrive with the escrow issue.
-        raise errors.channel_unavailable()
-    if card.kind == "SESSION":
-        raise invalid_input("cardId", "次卡不能储值", "Session cards hold sessions, not value")
-    cards.ensure_usable(card)
+    request = {"cardId": card_id, "amount": amount, "channel": channel}
+    try:
+        if channel != "CASH" or not cards.is_staff_for(actor, card.merchant_id):
+            # Cash is taken at the counter; online channels arrive with the escrow issue.
+            raise errors.channel_unavailable()
+        if card.kind == "SESSION":
+            raise invalid_input("cardId", "次卡不能储值", "Session cards hold sessions, not value")
+        cards.ensure_usable(card)
+    except DomainError:
+        # A retry of a top-up that went through replays it, even if the card has since been
+        # frozen, reported lost or replaced: the client must learn the money arrived.
+        done = await _replayed_id(actor, idempotency_key, "topUp", request)
+        if done is not None:
+            return await TopUp.get(id=done)
+        raise
     product = await cards.get_product(card.product_id)
     merchant = await get_merchant(card.merchant_id)
     top_up_id = new_id("top")
-    request = {"cardId": card_id, "amount": amount, "channel": channel}
     async with transaction() as conn:
         replay = await ledger.claim_idempotency_key(
             conn,

@@ -96,10 +96,10 @@ async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
     await ws.send(json.dumps(message))
 
 
-async def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+async def receive(ws: ClientConnection, wait: float = 5.0) -> dict[str, Any]:
     """The next protocol message, answering pings on the way."""
     while True:
-        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), wait))
         if message["type"] == "ping":
             await send(ws, {"type": "pong"})
             continue
@@ -113,7 +113,9 @@ async def init(ws: ClientConnection, payload: dict[str, Any] | None) -> None:
     if payload is not None:
         message["payload"] = payload
     await send(ws, message)
-    assert await receive(ws) == {"type": "connection_ack"}
+    ack = await receive(ws)
+    assert ack["type"] == "connection_ack", ack
+    assert not ack.get("payload"), ack
 
 
 async def subscribe(ws: ClientConnection, op_id: str = "1", query: str = VIEWER_EVENTS) -> None:
@@ -140,15 +142,15 @@ async def wait_subscribed(app: Any, user_id: str, count: int = 1) -> None:
 
 async def assert_silent(ws: ClientConnection, seconds: float) -> None:
     with pytest.raises(TimeoutError):
-        message = await receive(ws, timeout=seconds)
+        message = await receive(ws, wait=seconds)
         pytest.fail(f"unexpected message: {message}")
 
 
-async def expect_close(ws: ClientConnection, timeout: float = 5.0) -> int | None:
+async def expect_close(ws: ClientConnection, wait: float = 5.0) -> int | None:
     """Read until the server closes; returns the close code it sent."""
     with pytest.raises(ConnectionClosed) as closed:
         while True:
-            await asyncio.wait_for(ws.recv(), timeout)
+            await asyncio.wait_for(ws.recv(), wait)
     return closed.value.rcvd.code if closed.value.rcvd else None
 
 
@@ -240,7 +242,9 @@ async def test_token_signed_with_another_key_is_closed_with_4403(server_url, htt
     claims = jwt.decode(user["accessToken"], options={"verify_signature": False})
     forged = jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256")
     async with ws_connect(server_url) as ws:
-        await send(ws, {"type": "connection_init", "payload": {"authorization": f"Bearer {forged}"}})
+        await send(
+            ws, {"type": "connection_init", "payload": {"authorization": f"Bearer {forged}"}}
+        )
         assert await expect_close(ws) == 4403
 
 
@@ -261,7 +265,7 @@ async def test_subscribe_without_authorization_is_unauthenticated(server_url, pa
         # Nothing but the end of the operation may follow.
         with contextlib.suppress(TimeoutError):
             while True:
-                message = await receive(ws, timeout=0.5)
+                message = await receive(ws, wait=0.5)
                 assert message == {"id": "1", "type": "complete"}, message
 
 
@@ -288,6 +292,23 @@ async def test_other_users_event_is_not_delivered(app, server_url, http, sms):
         assert_revoked_event(await asyncio.wait_for(receive(b), 5))
         # ... and Alice hears nothing of it.
         await assert_silent(a, 1.0)
+
+
+async def test_relay_is_idle_when_nothing_happens(app, monkeypatch):
+    from app import relay as relay_module
+
+    calls = 0
+    real = relay_module.relay_batch
+
+    async def counting(*args: Any, **kwargs: Any) -> int:
+        nonlocal calls
+        calls += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(relay_module, "relay_batch", counting)
+    await asyncio.sleep(1.5)
+    # One poll a second (idle_poll_seconds=1.0), give or take a kick.
+    assert calls <= 5, f"{calls} relay batches in 1.5 s with nothing to publish"
 
 
 async def test_connection_params_cannot_subscribe_to_another_users_channel(
