@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -50,7 +50,6 @@ class Settings:
     redis_prefix: str = "yikatong:"
     log_level: str = "INFO"
     log_json: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def production(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -32,7 +32,6 @@ class Actor:
     organisation_id: str | None = None
     ip: str | None = None
     request_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def is_staff_of(self, merchant_id: str) -> bool:
         return self.role in STAFF_ROLES and self.merchant_id == merchant_id

@@ -21,10 +21,6 @@ def invalid_input(field: str, zh: str, en: str) -> DomainError:
     return DomainError("INVALID_INPUT", zh, en, field)
 
 
-def not_found(field: str, what_zh: str, what_en: str) -> DomainError:
-    return DomainError("NOT_FOUND", f"{what_zh}不存在", f"{what_en} not found", field)
-
-
 class AccessDenied(Exception):
     """Raised when the viewer may not do or see something; a top-level error, not a UserError."""
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from domain.actor import Actor, Origin, Role
-from domain.errors import AccessDenied, unauthenticated
+from domain.errors import unauthenticated
 from domain.identity.tokens import decode_access_token
 from domain.merchants.service import authenticate_terminal
 
@@ -110,6 +110,3 @@ def new_request_id(header: str | None) -> str:
     if header and 8 <= len(header) <= 64 and header.replace("-", "").isalnum():
         return header
     return uuid.uuid4().hex
-
-
-__all__ = ["AccessDenied", "Broker", "Context", "authenticate", "language", "new_request_id"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -431,31 +430,18 @@ async def issue_card(
     return card
 
 
-@dataclass
-class TopUpResult:
-    id: str
-    card: Card
-    amount: int
-    bonus: int
-    channel: str
-    status: str
-    created_at: Any
-
-
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-async def _transition(
-    actor: Actor, card: Card, new_status: str, action: str, conn: BaseDBAsyncClient | None = None
-) -> Card:
-    allowed = TRANSITIONS[new_status]
+async def _transition(conn: BaseDBAsyncClient, card: Card, new_status: str, action: str) -> Card:
+    """Only legal transitions, decided in the UPDATE itself so concurrent changes cannot race."""
     changed = (
-        await Card.filter(id=card.id, status__in=allowed).using_db(conn).update(status=new_status)
-        if conn
-        else await Card.filter(id=card.id, status__in=allowed).update(status=new_status)
+        await Card.filter(id=card.id, status__in=TRANSITIONS[new_status])
+        .using_db(conn)
+        .update(status=new_status)
     )
     if not changed:
-        current = await Card.get(id=card.id)
+        current = await Card.filter(id=card.id).using_db(conn).get()
         raise errors.illegal_transition(current.status, action)
     card.status = new_status
     return card
@@ -464,7 +450,7 @@ async def _transition(
 async def change_status(actor: Actor, card_id: str, new_status: str, action: str) -> Card:
     card = await card_for(actor, card_id)
     async with transaction() as conn:
-        await _transition(actor, card, new_status, action, conn)
+        await _transition(conn, card, new_status, action)
         await audit.record(conn, actor, f"card.{action}", card.id, {"status": new_status})
         await outbox.emit(
             conn,
@@ -498,7 +484,7 @@ async def replace_card(
         )
         if replay is not None:
             return await get_card(replay)
-        await _transition(actor, old, "REPLACED", "replaced", conn)
+        await _transition(conn, old, "REPLACED", "replaced")
         await (
             Card.filter(id=old.id).using_db(conn).update(uid_hash=None, replaced_by_id=new_card_id)
         )

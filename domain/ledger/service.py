@@ -233,16 +233,36 @@ async def claim_idempotency_key(
     )
     if rows:
         return None
-    existing = await fetch(
+    found = await find_idempotent_result(
+        conn, scope=scope, key=key, operation=operation, request=request
+    )
+    if found is None:  # the other request rolled back between our two statements
+        raise errors.idempotency_key_reused()
+    return found
+
+
+async def find_idempotent_result(
+    conn: BaseDBAsyncClient,
+    *,
+    scope: str,
+    key: str,
+    operation: str,
+    request: Mapping[str, object],
+) -> str | None:
+    """The result id of an earlier request with this key, None if the key is unused.
+
+    The same key with a different request (or operation) is IDEMPOTENCY_KEY_REUSED.
+    """
+    rows = await fetch(
         conn,
         "SELECT operation, request_hash, result_id FROM idempotency_keys"
         " WHERE scope = $1 AND key = $2",
         scope,
         key,
     )
-    if not existing:  # the other request rolled back between our two statements
-        raise errors.idempotency_key_reused()
-    row = existing[0]
-    if row["operation"] != operation or row["request_hash"] != digest:
+    if not rows:
+        return None
+    row = rows[0]
+    if row["operation"] != operation or row["request_hash"] != request_hash(operation, request):
         raise errors.idempotency_key_reused()
     return str(row["result_id"])

@@ -261,21 +261,9 @@ async def _replayed_id(
     actor: Actor, key: str, operation: str, request: dict[str, object]
 ) -> str | None:
     """The result of an earlier request with this key, looked up outside any transaction."""
-    rows = await fetch(
-        connection(),
-        "SELECT operation, request_hash, result_id FROM idempotency_keys"
-        " WHERE scope = $1 AND key = $2",
-        actor.id,
-        key,
+    return await ledger.find_idempotent_result(
+        connection(), scope=actor.id, key=key, operation=operation, request=request
     )
-    if not rows:
-        return None
-    row = rows[0]
-    if row["operation"] != operation or row["request_hash"] != ledger.request_hash(
-        operation, request
-    ):
-        raise ledger_errors.idempotency_key_reused()
-    return str(row["result_id"])
 
 
 async def _current_card(conn: BaseDBAsyncClient, card_id: str) -> str:
