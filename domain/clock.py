@@ -13,6 +13,11 @@ def now() -> datetime:
     return _now() + _offset
 
 
+def offset() -> timedelta:
+    """How far tests have moved the clock (zero in production)."""
+    return _offset
+
+
 def advance(delta: timedelta) -> None:
     """Move the clock forward (tests only)."""
     global _offset

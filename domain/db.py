@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
-from domain import config
+from domain import clock, config
 
 
 def connection() -> BaseDBAsyncClient:
@@ -46,3 +47,16 @@ async def transaction() -> AsyncIterator[BaseDBAsyncClient]:
     events = config.get().events
     if emitted and events is not None:
         events.kick()
+
+
+async def db_now(conn: BaseDBAsyncClient) -> datetime:
+    """The database's clock (plus the test offset of `domain.clock`).
+
+    Deadlines that several servers enforce (hold expiry) are judged by one clock, the
+    database's, not by each server's. SQLite is in-process, so its clock is ours.
+    """
+    if conn.capabilities.dialect != "postgres":
+        return clock.now()
+    rows = await conn.execute_query_dict("SELECT CURRENT_TIMESTAMP AS now")
+    now: datetime = rows[0]["now"]
+    return now + clock.offset()

@@ -12,8 +12,9 @@ from domain.cards import service as cards
 from domain.cards.models import Card, CardActivity, CardProduct
 from domain.db import connection
 from domain.errors import DomainError, forbidden
+from domain.payments import holds, sessions
 from domain.payments import service as payments
-from domain.payments.models import Payment, Refund, TopUp
+from domain.payments.models import Hold, Payment, Refund, TopUp
 from resolvers.context import Context
 from resolvers.pagination import Page, paginate
 
@@ -147,3 +148,28 @@ async def balance_events(ctx: Context, card_id: str) -> AsyncIterator[dict[str, 
         if len(seen) > 10_000:
             seen.clear()
         yield message
+
+
+async def session_redeem(ctx: Context, data: dict[str, Any]) -> Payment:
+    return await sessions.redeem(ctx.require_viewer(), **data)
+
+
+async def hold_create(ctx: Context, data: dict[str, Any]) -> Hold:
+    return await holds.hold(ctx.require_viewer(), **data)
+
+
+async def hold_capture(ctx: Context, hold_id: str, amount: int, key: str) -> Hold:
+    return await holds.capture(
+        ctx.require_viewer(), hold_id=hold_id, amount=amount, idempotency_key=key
+    )
+
+
+async def hold_release(ctx: Context, hold_id: str) -> Hold:
+    return await holds.release(ctx.require_viewer(), hold_id=hold_id)
+
+
+async def hold(ctx: Context, hold_id: str) -> Hold | None:
+    try:
+        return await holds.get_hold_for(ctx.require_viewer(), hold_id)
+    except DomainError:
+        return None

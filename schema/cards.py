@@ -57,6 +57,8 @@ class CardProduct:
     top_up_bonus_rules: list[TopUpBonusRule]
     bonus_first: bool = strawberry.field(description="Spend bonus value before principal.")
     pin_threshold: Fen | None = strawberry.field(description="Payments above this need the PIN.")
+    session_count: int | None = strawberry.field(description="次卡: sessions in one pack.")
+    session_price: Fen | None = strawberry.field(description="次卡: the price of one pack.")
 
     @classmethod
     def from_model(cls, p: models.CardProduct) -> CardProduct:
@@ -73,15 +75,22 @@ class CardProduct:
             ],
             bonus_first=p.bonus_first,
             pin_threshold=Fen(p.pin_threshold) if p.pin_threshold is not None else None,
+            session_count=p.session_count,
+            session_price=Fen(p.session_price) if p.session_price is not None else None,
         )
 
 
 @strawberry.type(description="One line of a card's statement.")
 class CardTransaction:
     id: strawberry.ID
-    type: str = strawberry.field(description="ISSUE, TOPUP, PAYMENT, REFUND, VOID, REPLACE")
+    type: str = strawberry.field(
+        description="ISSUE, TOPUP, PAYMENT, REFUND, VOID, REPLACE, HOLD, HOLD_CAPTURE,"
+        " HOLD_RELEASED, HOLD_EXPIRED"
+    )
     amount: Fen = strawberry.field(description="Signed change of the card's balance.")
     balance_after: Fen
+    sessions: int = strawberry.field(description="次卡: signed change of the sessions left.")
+    sessions_after: int | None = strawberry.field(description="次卡: sessions left after it.")
     store_id: strawberry.ID | None
     reference: strawberry.ID | None = strawberry.field(description="The payment, refund, ...")
     transaction_id: strawberry.ID
@@ -94,6 +103,8 @@ class CardTransaction:
             type=a.kind,
             amount=Fen(a.amount),
             balance_after=Fen(a.balance_after),
+            sessions=a.sessions,
+            sessions_after=a.sessions_after,
             store_id=strawberry.ID(a.store_id) if a.store_id else None,
             reference=strawberry.ID(a.reference) if a.reference else None,
             transaction_id=strawberry.ID(a.transfer_id),
@@ -128,6 +139,10 @@ class Card:
     async def bonus_balance(self, info: Info) -> Fen:
         return Fen((await resolve.balances(info.context).load(self.id)).bonus)
 
+    @strawberry.field(description="次卡: sessions left (0 for stored-value cards).")
+    async def sessions(self, info: Info) -> int:
+        return (await resolve.balances(info.context).load(self.id)).sessions
+
     @strawberry.field(description="Newest first.")
     async def transactions(
         self, info: Info, first: int | None = None, after: str | None = None
@@ -160,6 +175,10 @@ class BalanceEvent:
     reason: str
     transaction_id: strawberry.ID
     at: datetime
+    sessions: int | None = strawberry.field(
+        default=None, description="次卡: sessions left after the change."
+    )
+    sessions_delta: int | None = None
 
 
 @strawberry.input
@@ -178,6 +197,12 @@ class CardProductCreateInput:
     face_values: list[Fen] | None = None
     bonus_first: bool = False
     pin_threshold: Fen | None = None
+    session_count: int | None = strawberry.field(
+        default=None, description="次卡 (kind SESSION): sessions in one pack."
+    )
+    session_price: Fen | None = strawberry.field(
+        default=None, description="次卡: the price of one pack; cards are bought in whole packs."
+    )
 
 
 @strawberry.input
@@ -254,6 +279,8 @@ class CardMutation:
             "face_values": list(input.face_values or []),
             "bonus_first": input.bonus_first,
             "pin_threshold": input.pin_threshold,
+            "session_count": input.session_count,
+            "session_price": input.session_price,
         }
         return await mutate(
             info,
@@ -362,4 +389,6 @@ class CardSubscription:
                 reason=str(m["reason"]),
                 transaction_id=strawberry.ID(m["transactionId"]),
                 at=datetime.fromisoformat(m["at"]),
+                sessions=m.get("sessions"),
+                sessions_delta=m.get("sessionsDelta"),
             )

@@ -13,6 +13,7 @@ from domain.payments import models
 from resolvers import cards as resolve
 from schema.cards import Card
 from schema.errors import UserError, mutate
+from schema.holds import CardHoldInput, Hold, HoldCaptureInput, HoldIdInput, HoldPayload
 from schema.permissions import allow
 from schema.scalars import Fen
 
@@ -62,6 +63,7 @@ class Payment:
     principal_amount: Fen
     bonus_amount: Fen
     refunded_amount: Fen
+    sessions: int = strawberry.field(description="次卡: sessions redeemed (0 for money).")
     status: str = strawberry.field(description="SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED, VOIDED")
     store_id: strawberry.ID
     card_id: strawberry.ID
@@ -80,6 +82,7 @@ class Payment:
             principal_amount=Fen(p.principal_amount),
             bonus_amount=Fen(p.bonus_amount),
             refunded_amount=Fen(p.refunded_amount),
+            sessions=p.sessions,
             status=p.status,
             store_id=strawberry.ID(p.store_id),
             card_id=strawberry.ID(p.card_id),
@@ -135,6 +138,17 @@ class PayInput:
     card_uid: str | None = None
     pin: str | None = None
     coupon_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input(description="次卡核销. Exactly one of cardId, paymentCode, cardUid.")
+class SessionRedeemInput:
+    store_id: strawberry.ID
+    idempotency_key: str
+    sessions: int = 1
+    card_id: strawberry.ID | None = None
+    payment_code: str | None = None
+    card_uid: str | None = None
+    pin: str | None = None
 
 
 @strawberry.input
@@ -210,6 +224,69 @@ class PaymentMutation:
         )
 
     @strawberry.mutation(
+        extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL),
+        description="Redeem sessions of a session card (次卡核销); the result is a payment of"
+        " the money those sessions used up. A retry with the same key replays it.",
+    )
+    async def session_redeem(self, info: Info, input: SessionRedeemInput) -> PaymentPayload:
+        data = {
+            "store_id": input.store_id,
+            "sessions": input.sessions,
+            "idempotency_key": input.idempotency_key,
+            "card_id": input.card_id,
+            "payment_code": input.payment_code,
+            "card_uid": input.card_uid,
+            "pin": input.pin,
+        }
+        return await mutate(
+            info,
+            PaymentPayload,
+            resolve.session_redeem(info.context, data),
+            lambda p: {"payment": Payment.from_model(p)},
+        )
+
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.TERMINAL),
+        description="预授权: set money aside on a card for a later capture at this store.",
+    )
+    async def card_hold(self, info: Info, input: CardHoldInput) -> HoldPayload:
+        data = {
+            "store_id": input.store_id,
+            "amount": input.amount,
+            "idempotency_key": input.idempotency_key,
+            "card_id": input.card_id,
+            "payment_code": input.payment_code,
+            "card_uid": input.card_uid,
+            "pin": input.pin,
+            "expires_in_seconds": input.expires_in_seconds,
+            "reference": input.reference,
+        }
+        return await mutate(
+            info, HoldPayload, resolve.hold_create(info.context, data), _hold_payload
+        )
+
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.TERMINAL),
+        description="Capture part or all of a pending hold as a payment; the rest goes back.",
+    )
+    async def hold_capture(self, info: Info, input: HoldCaptureInput) -> HoldPayload:
+        return await mutate(
+            info,
+            HoldPayload,
+            resolve.hold_capture(info.context, input.hold_id, input.amount, input.idempotency_key),
+            _hold_payload,
+        )
+
+    @strawberry.mutation(
+        extensions=allow(*STAFF, R.TERMINAL),
+        description="Give a pending hold's money back to the card; releasing twice is harmless.",
+    )
+    async def hold_release(self, info: Info, input: HoldIdInput) -> HoldPayload:
+        return await mutate(
+            info, HoldPayload, resolve.hold_release(info.context, input.hold_id), _hold_payload
+        )
+
+    @strawberry.mutation(
         extensions=allow(*STAFF, R.TERMINAL),
         description="Partial or full; the total never exceeds the payment.",
     )
@@ -240,9 +317,18 @@ class PaymentMutation:
         )
 
 
+def _hold_payload(h: models.Hold) -> dict[str, object]:
+    return {"hold": Hold.from_model(h)}
+
+
 @strawberry.type
 class PaymentQuery:
     @strawberry.field(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL, R.OPERATOR))
     async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
         row = await resolve.payment(info.context, id)
         return Payment.from_model(row) if row else None
+
+    @strawberry.field(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL, R.OPERATOR))
+    async def hold(self, info: Info, id: strawberry.ID) -> Hold | None:
+        row = await resolve.hold(info.context, id)
+        return Hold.from_model(row) if row else None

@@ -71,3 +71,28 @@ def holder_required() -> DomainError:
         "A named card needs the holder's phone",
         "holderPhone",
     )
+
+
+def session_pack_mismatch(price: int, count: int) -> DomainError:
+    return DomainError(
+        "SESSION_PACK_MISMATCH",
+        f"次卡按份购买：每份 {count} 次 {price / 100:.2f} 元，金额须为其整数倍",
+        f"Session cards are bought in packs of {count} for {price / 100:.2f} yuan:"
+        " the amount must be a whole number of packs",
+        "amount",
+    )
+
+
+def insufficient_sessions() -> DomainError:
+    return DomainError(
+        "INSUFFICIENT_SESSIONS", "剩余次数不足", "Not enough sessions left on the card", "sessions"
+    )
+
+
+def kind_not_supported(kind: str, action: str) -> DomainError:
+    return DomainError(
+        "CARD_KIND_NOT_SUPPORTED",
+        f"{kind} 卡不支持此操作",
+        f"A {kind} card cannot be used for {action}",
+        "cardId",
+    )

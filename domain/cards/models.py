@@ -20,6 +20,9 @@ class CardProduct(Model):
     bonus_rules: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
     bonus_first = fields.BooleanField(default=False)
     pin_threshold = fields.BigIntField(null=True)
+    # 次卡: one pack is `session_count` sessions for `session_price` fen.
+    session_count = fields.IntField(null=True)
+    session_price = fields.BigIntField(null=True)
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -55,6 +58,10 @@ class CardActivity(Model):
     kind = fields.CharField(max_length=16)
     amount = fields.BigIntField()
     balance_after = fields.BigIntField()
+    sessions = fields.IntField(
+        default=0, db_default=0
+    )  # change in sessions (次卡), 0 for stored value
+    sessions_after = fields.IntField(null=True)
     store_id = fields.CharField(max_length=40, null=True)
     reference = fields.CharField(max_length=40, null=True)
     created_at = fields.DatetimeField()

@@ -82,6 +82,34 @@ def _bonus_rules(rules_in: list[dict[str, int]]) -> list[dict[str, int]]:
     return sorted(out, key=lambda r: r["min_amount"])
 
 
+MAX_SESSIONS_PER_PACK = 1000
+
+
+def _check_session_pack(
+    count: int | None, price: int | None, bonus_rules: list[dict[str, int]]
+) -> None:
+    """次卡: a pack of sessions at a price; every session is worth at least one fen."""
+    if count is None or not 0 < count <= MAX_SESSIONS_PER_PACK:
+        raise invalid_input(
+            "sessionCount",
+            f"次卡每份次数须为 1-{MAX_SESSIONS_PER_PACK}",
+            f"A session card needs sessionCount between 1 and {MAX_SESSIONS_PER_PACK}",
+        )
+    if price is None:
+        raise invalid_input("sessionPrice", "次卡须设置价格", "A session card needs sessionPrice")
+    check_amount(price, "sessionPrice")
+    if price < count:
+        raise invalid_input(
+            "sessionPrice",
+            "每次的价格不能低于 1 分",
+            "Each session must be worth at least one fen",
+        )
+    if bonus_rules:
+        raise invalid_input(
+            "topUpBonusRules", "次卡没有赠送金", "Session cards carry no bonus value"
+        )
+
+
 async def create_product(
     actor: Actor,
     *,
@@ -93,6 +121,8 @@ async def create_product(
     face_values: list[int],
     bonus_first: bool,
     pin_threshold: int | None,
+    session_count: int | None = None,
+    session_price: int | None = None,
 ) -> CardProduct:
     merchant = await get_merchant(merchant_id)
     if not (actor.is_admin_of(merchant.id) or actor.role == Role.OPERATOR):
@@ -115,6 +145,10 @@ async def create_product(
             )
     for fv in face_values:
         check_amount(fv, "faceValues")
+    if kind == "SESSION":
+        _check_session_pack(session_count, session_price, bonus_rules)
+    elif session_count is not None or session_price is not None:
+        raise invalid_input("sessionCount", "仅次卡可设置次数", "Only session cards have sessions")
     if pin_threshold is not None and pin_threshold < 0:
         raise invalid_input("pinThreshold", "密码门槛不能为负", "pinThreshold cannot be negative")
     async with transaction() as conn:
@@ -130,6 +164,8 @@ async def create_product(
             bonus_rules=_bonus_rules(bonus_rules),
             bonus_first=bonus_first,
             pin_threshold=pin_threshold,
+            session_count=session_count,
+            session_price=session_price,
             created_at=clock.now(),
         )
         await audit.record(conn, actor, "cardProductCreate", product.id, {"kind": kind})
@@ -240,6 +276,8 @@ async def record_activity(
     store_id: str | None,
     reference: str | None,
     reason: str,
+    sessions: int = 0,
+    sessions_after: int | None = None,
 ) -> None:
     """The card statement line and the balanceChanged event, in the caller's transaction."""
     now = clock.now()
@@ -251,23 +289,25 @@ async def record_activity(
         kind=kind,
         amount=delta,
         balance_after=balance_after,
+        sessions=sessions,
+        sessions_after=sessions_after,
         store_id=store_id,
         reference=reference,
         created_at=now,
     )
-    await outbox.emit(
-        conn,
-        f"card:{card_id}",
-        {
-            "kind": "BALANCE_CHANGED",
-            "cardId": card_id,
-            "balance": balance_after,
-            "delta": delta,
-            "reason": reason,
-            "transactionId": transfer_id,
-            "at": now.isoformat(),
-        },
-    )
+    event: dict[str, object] = {
+        "kind": "BALANCE_CHANGED",
+        "cardId": card_id,
+        "balance": balance_after,
+        "delta": delta,
+        "reason": reason,
+        "transactionId": transfer_id,
+        "at": now.isoformat(),
+    }
+    if sessions_after is not None:
+        event["sessions"] = sessions_after
+        event["sessionsDelta"] = sessions
+    await outbox.emit(conn, f"card:{card_id}", event)
 
 
 async def load_value(
@@ -289,6 +329,18 @@ async def load_value(
     book = rules.for_region(merchant_region)
     if amount >= book.real_name_single_purchase and not (card.kind == "NAMED" and card.holder_id):
         raise rules.real_name_required(book.real_name_single_purchase)
+    if card.kind == "SESSION":
+        transfer_id, balance_after = await _load_sessions(
+            conn,
+            card=card,
+            product=product,
+            cap=book.balance_cap(card.kind),
+            amount=amount,
+            reference=reference,
+            store_id=store_id,
+            kind=kind,
+        )
+        return transfer_id, 0, balance_after
     bonus = bonus_for(product, amount)
     principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
     bonus_acc = ledger.account_id(card.id, ledger.CARD_BONUS)
@@ -325,6 +377,73 @@ async def load_value(
     return posted.transfer_id, bonus, balance_after
 
 
+def sessions_for(product: CardProduct, amount: int) -> int:
+    """How many sessions `amount` buys: whole packs only (SESSION_PACK_MISMATCH otherwise)."""
+    assert product.session_count is not None and product.session_price is not None
+    price, count = int(product.session_price), int(product.session_count)
+    packs, rest = divmod(amount, price)
+    if rest or not packs:
+        raise errors.session_pack_mismatch(price, count)
+    return packs * count
+
+
+async def _load_sessions(
+    conn: BaseDBAsyncClient,
+    *,
+    card: Card,
+    product: CardProduct,
+    cap: int,
+    amount: int,
+    reference: str,
+    store_id: str | None,
+    kind: str,
+) -> tuple[str, int]:
+    """次卡 purchase: the money as principal and the sessions, two transfers (one per asset).
+
+    The principal of a session card is the prepaid money not yet used up; each redeemed
+    session takes its share of it, so refunds, escrow and caps see money, not counts.
+    """
+    sessions = sessions_for(product, amount)
+    principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
+    sessions_acc = ledger.account_id(card.id, ledger.CARD_SESSIONS)
+    money = await ledger.post(
+        conn,
+        kind=kind,
+        asset=ledger.FEN,
+        postings=[
+            (ledger.hot_account(card.merchant_id, ledger.MERCHANT_CASH), -amount),
+            (principal_acc, amount),
+        ],
+        reference=reference,
+    )
+    if money.balances[principal_acc] > cap:
+        raise rules.balance_cap_exceeded(cap)
+    counted = await ledger.post(
+        conn,
+        kind=kind,
+        asset=ledger.SESSIONS,
+        postings=[
+            (ledger.hot_account(card.merchant_id, ledger.MERCHANT_SESSIONS_ISSUED), -sessions),
+            (sessions_acc, sessions),
+        ],
+        reference=reference,
+    )
+    await record_activity(
+        conn,
+        card_id=card.id,
+        transfer_id=money.transfer_id,
+        kind=kind,
+        delta=amount,
+        balance_after=money.balances[principal_acc],
+        store_id=store_id,
+        reference=reference,
+        reason=kind,
+        sessions=sessions,
+        sessions_after=counted.balances[sessions_acc],
+    )
+    return money.transfer_id, money.balances[principal_acc]
+
+
 async def _holder_for_phone(conn: BaseDBAsyncClient, phone: str) -> User:
     normalized = normalize_phone(phone)
     if normalized is None:
@@ -355,10 +474,6 @@ async def issue_card(
     if not is_staff_for(actor, product.merchant_id) and actor.role != Role.OPERATOR:
         raise forbidden()
     merchant = await get_merchant(product.merchant_id)
-    if product.kind == "SESSION":
-        raise invalid_input(
-            "productId", "次卡请通过预约与核销使用", "Session cards are not sold here yet"
-        )
     if initial_load is not None:
         check_amount(initial_load, "initialLoad")
     if product.kind == "NAMED" and not holder_phone:
@@ -517,11 +632,26 @@ async def replace_card(
                     (ledger.account_id(old.id, kind_), -amount),
                     (ledger.account_id(new.id, kind_), amount),
                 ]
+        if bal.sessions:
+            await ledger.post(
+                conn,
+                kind="REPLACE",
+                asset=ledger.SESSIONS,
+                postings=[
+                    (ledger.account_id(old.id, ledger.CARD_SESSIONS), -bal.sessions),
+                    (ledger.account_id(new.id, ledger.CARD_SESSIONS), bal.sessions),
+                ],
+                reference=new.id,
+            )
         if postings:
             posted = await ledger.post(
                 conn, kind="REPLACE", asset=ledger.FEN, postings=postings, reference=new.id
             )
-            for cid, delta in ((old.id, -bal.total), (new.id, bal.total)):
+            session_card = old.kind == "SESSION"
+            for cid, delta, sessions in (
+                (old.id, -bal.total, -bal.sessions),
+                (new.id, bal.total, bal.sessions),
+            ):
                 await record_activity(
                     conn,
                     card_id=cid,
@@ -532,6 +662,8 @@ async def replace_card(
                     store_id=None,
                     reference=new.id,
                     reason="REPLACE",
+                    sessions=sessions if session_card else 0,
+                    sessions_after=(0 if cid == old.id else bal.sessions) if session_card else None,
                 )
         await audit.record(conn, actor, "cardReplace", old.id, {"newCard": new.id})
     return new

@@ -34,7 +34,8 @@ CARD_SESSIONS = "CARD_SESSIONS"  # 次卡 sessions
 MERCHANT_RECEIVABLE = "MERCHANT_RECEIVABLE"  # what card spending earned the merchant
 MERCHANT_CASH = "MERCHANT_CASH"  # money taken in for cards (counter cash, channel settlements)
 MERCHANT_BONUS_FUNDING = "MERCHANT_BONUS_FUNDING"  # where bonus value comes from
-MERCHANT_SESSIONS_ISSUED = "MERCHANT_SESSIONS_ISSUED"
+MERCHANT_SESSIONS_ISSUED = "MERCHANT_SESSIONS_ISSUED"  # sessions sold minus sessions used
+CARD_HELD = "CARD_HELD"  # 预授权: money of one hold, set aside until captured or released
 
 HOT_SHARDS = 8
 
@@ -67,7 +68,9 @@ def merchant_accounts(merchant_id: str) -> list[AccountSpec]:
         AccountSpec(merchant_id, MERCHANT_RECEIVABLE, FEN, allow_negative=True, sharded=True),
         AccountSpec(merchant_id, MERCHANT_CASH, FEN, allow_negative=True, sharded=True),
         AccountSpec(merchant_id, MERCHANT_BONUS_FUNDING, FEN, allow_negative=True, sharded=True),
-        AccountSpec(merchant_id, MERCHANT_SESSIONS_ISSUED, SESSIONS, allow_negative=True),
+        AccountSpec(
+            merchant_id, MERCHANT_SESSIONS_ISSUED, SESSIONS, allow_negative=True, sharded=True
+        ),
     ]
 
 
@@ -77,6 +80,10 @@ def card_accounts(card_id: str) -> list[AccountSpec]:
         AccountSpec(card_id, CARD_BONUS, FEN),
         AccountSpec(card_id, CARD_SESSIONS, SESSIONS),
     ]
+
+
+def hold_account(hold_id: str) -> AccountSpec:
+    return AccountSpec(hold_id, CARD_HELD, FEN)
 
 
 async def open_accounts(conn: BaseDBAsyncClient, specs: list[AccountSpec]) -> None:

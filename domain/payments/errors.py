@@ -56,3 +56,46 @@ def channel_unavailable() -> DomainError:
         "This top-up channel is not available yet",
         "channel",
     )
+
+
+def session_refund_whole() -> DomainError:
+    return DomainError(
+        "SESSION_REFUND_WHOLE_ONLY",
+        "次卡核销只能整笔退回",
+        "A session redemption is refunded whole or not at all",
+        "amount",
+    )
+
+
+def hold_not_found() -> DomainError:
+    return DomainError("NOT_FOUND", "预授权不存在", "Hold not found", "holdId")
+
+
+_HOLD_ENDED = {"CAPTURED": "完成", "RELEASED": "撤销", "EXPIRED": "过期"}
+
+
+def hold_not_pending(status: str) -> DomainError:
+    return DomainError(
+        "HOLD_NOT_PENDING",
+        f"预授权已{_HOLD_ENDED.get(status, '结束')}",
+        f"The hold is already {status.lower()}",
+        "holdId",
+    )
+
+
+def hold_expired() -> DomainError:
+    return DomainError(
+        "HOLD_EXPIRED",
+        "预授权已过期，冻结金额已退回",
+        "The hold expired; its money went back",
+        "holdId",
+    )
+
+
+def capture_exceeds_hold() -> DomainError:
+    return DomainError(
+        "CAPTURE_EXCEEDS_HOLD",
+        "完成金额超过预授权金额",
+        "The capture exceeds the amount held",
+        "amount",
+    )

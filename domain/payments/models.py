@@ -15,6 +15,10 @@ class Payment(Model):
     amount = fields.BigIntField()
     principal_amount = fields.BigIntField()
     bonus_amount = fields.BigIntField()
+    sessions = fields.IntField(
+        default=0, db_default=0
+    )  # sessions redeemed (次卡核销), 0 for money payments
+    session_transfer_id = fields.CharField(max_length=40, null=True)
     refunded_amount = fields.BigIntField(default=0)
     refunded_principal = fields.BigIntField(default=0)
     refunded_bonus = fields.BigIntField(default=0)
@@ -65,3 +69,40 @@ class TopUp(Model):
 
     class Meta:
         table = "top_ups"
+
+
+class Hold(Model):
+    """A two-phase card payment (预授权): money set aside now, captured or released later.
+
+    The held money sits in the hold's own ledger account (`<hold id>:CARD_HELD`) until the
+    capture moves part or all of it to the merchant and returns the rest to the card. An
+    uncaptured hold expires by database time and its money goes back.
+    """
+
+    id = fields.CharField(max_length=40, primary_key=True)
+    card_id = fields.CharField(max_length=40, db_index=True)
+    merchant_id = fields.CharField(max_length=40, db_index=True)
+    store_id = fields.CharField(max_length=40)
+    amount = fields.BigIntField()
+    principal_amount = fields.BigIntField()
+    bonus_amount = fields.BigIntField()
+    captured_amount = fields.BigIntField(default=0)
+    status = fields.CharField(max_length=12)  # PENDING CAPTURED RELEASED EXPIRED
+    reference = fields.CharField(max_length=40, null=True)  # the booking or order it serves
+    expires_at = fields.DatetimeField(db_index=True)
+    transfer_id = fields.CharField(max_length=40)
+    settle_transfer_id = fields.CharField(max_length=40, null=True)
+    payment_id = fields.CharField(max_length=40, null=True)
+    actor_id = fields.CharField(max_length=40)
+    created_at = fields.DatetimeField()
+    settled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "holds"
+        constraints = (
+            CheckConstraint(
+                check="amount > 0 AND principal_amount + bonus_amount = amount"
+                " AND captured_amount >= 0 AND captured_amount <= amount",
+                name="ck_hold_amounts",
+            ),
+        )

@@ -76,20 +76,13 @@ async def pay(
         raise DomainError(
             "COUPON_NOT_APPLICABLE", "优惠券暂不可用", "Coupons cannot be used yet", "couponIds"
         )
-    store_merchant = await _store_merchant(store_id)
-    if actor.role == Role.CONSUMER:
-        if card_id is None:
-            raise errors.one_card_source()
-    elif actor.role in STAFF_ROLES or actor.role == Role.TERMINAL:
-        if not actor.can_act_at_store(store_merchant, store_id):
-            raise forbidden("Not your store")
-    else:
-        raise forbidden()
-    card = await _resolve_card(actor, card_id, payment_code, card_uid)
+    card, store_merchant = await presented_card(actor, store_id, card_id, payment_code, card_uid)
     request = {"storeId": store_id, "amount": amount, "cardId": card.id}
     try:
         if card.merchant_id != store_merchant:
             raise errors.wrong_store()
+        if card.kind == "SESSION":
+            raise card_errors.kind_not_supported("SESSION", "pay (use sessionRedeem)")
         cards.ensure_usable(card)
         product = await cards.cached_product(card.product_id)
         if product.pin_threshold is not None and amount > product.pin_threshold:
@@ -99,7 +92,7 @@ async def pay(
     except DomainError:
         # A retry of a payment that went through replays it, even if the card has since
         # been frozen or the PIN locked.
-        existing = await _replay(actor, idempotency_key, "pay", request)
+        existing = await replay_payment(actor, idempotency_key, "pay", request)
         if existing is not None:
             return existing
         raise
@@ -108,6 +101,29 @@ async def pay(
             actor, card, store_id, amount, idempotency_key, request, product.bonus_first
         )
     return await _pay(actor, card, store_id, amount, idempotency_key, request, product.bonus_first)
+
+
+async def presented_card(
+    actor: Actor,
+    store_id: str,
+    card_id: str | None,
+    payment_code: str | None,
+    card_uid: str | None,
+) -> tuple[Card, str]:
+    """The card presented at a store, and the store's merchant, if the actor may charge there.
+
+    Consumers pay with their own card by id; staff and terminals charge at their own stores.
+    """
+    store_merchant = await _store_merchant(store_id)
+    if actor.role == Role.CONSUMER:
+        if card_id is None:
+            raise errors.one_card_source()
+    elif actor.role in STAFF_ROLES or actor.role == Role.TERMINAL:
+        if not actor.can_act_at_store(store_merchant, store_id):
+            raise forbidden("Not your store")
+    else:
+        raise forbidden()
+    return await _resolve_card(actor, card_id, payment_code, card_uid), store_merchant
 
 
 async def _store_merchant(store_id: str) -> str:
@@ -250,7 +266,7 @@ async def _pay(
     return payment
 
 
-async def _replay(
+async def replay_payment(
     actor: Actor, key: str, operation: str, request: dict[str, object]
 ) -> Payment | None:
     result_id = await _replayed_id(actor, key, operation, request)
@@ -266,7 +282,7 @@ async def _replayed_id(
     )
 
 
-async def _current_card(conn: BaseDBAsyncClient, card_id: str) -> str:
+async def current_card(conn: BaseDBAsyncClient, card_id: str) -> str:
     """Follow 补卡 replacements to the card that holds the balance today."""
     for _ in range(100):
         row = await Card.filter(id=card_id).using_db(conn).first()
@@ -348,9 +364,11 @@ async def refund(
                 raise errors.void_too_late()
         if current.refunded_amount + amount > current.amount:
             raise errors.refund_exceeds_payment()
+        if current.sessions and amount != current.amount:
+            raise errors.session_refund_whole()
         principal, bonus = refund_split(current, amount)
         # A card replaced since the payment passed its balance on: the refund follows it.
-        holder_card = await _current_card(conn, current.card_id)
+        holder_card = await current_card(conn, current.card_id)
         postings = [(ledger.hot_account(current.merchant_id, ledger.MERCHANT_RECEIVABLE), -amount)]
         if principal:
             postings.append((ledger.account_id(holder_card, ledger.CARD_PRINCIPAL), principal))
@@ -364,6 +382,24 @@ async def refund(
             reference=refund_id,
             reverses_id=current.transfer_id if void else None,
         )
+        sessions_after = None
+        if current.sessions:
+            sessions_acc = ledger.account_id(holder_card, ledger.CARD_SESSIONS)
+            counted = await ledger.post(
+                conn,
+                kind="VOID" if void else "REFUND",
+                asset=ledger.SESSIONS,
+                postings=[
+                    (
+                        ledger.hot_account(current.merchant_id, ledger.MERCHANT_SESSIONS_ISSUED),
+                        -current.sessions,
+                    ),
+                    (sessions_acc, current.sessions),
+                ],
+                reference=refund_id,
+                reverses_id=current.session_transfer_id if void else None,
+            )
+            sessions_after = counted.balances[sessions_acc]
         refunded = current.refunded_amount + amount
         await (
             Payment.filter(id=current.id)
@@ -404,6 +440,8 @@ async def refund(
             store_id=current.store_id,
             reference=refund_id,
             reason="VOID" if void else "REFUND",
+            sessions=current.sessions,
+            sessions_after=sessions_after,
         )
     return result
 
@@ -442,8 +480,6 @@ async def top_up(
         if channel != "CASH" or not cards.is_staff_for(actor, card.merchant_id):
             # Cash is taken at the counter; online channels arrive with the escrow issue.
             raise errors.channel_unavailable()
-        if card.kind == "SESSION":
-            raise invalid_input("cardId", "次卡不能储值", "Session cards hold sessions, not value")
         cards.ensure_usable(card)
     except DomainError:
         # A retry of a top-up that went through replays it, even if the card has since been

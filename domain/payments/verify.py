@@ -31,6 +31,23 @@ CHECKS: list[tuple[str, str]] = [
         "SELECT payment_id, COUNT(*) AS n FROM refunds WHERE kind = 'VOID' GROUP BY payment_id"
         " HAVING COUNT(*) > 1",
     ),
+    (
+        "a hold's ledger account does not hold what the hold says",
+        "SELECT h.id, h.status, h.amount, a.balance FROM holds h JOIN ledger_accounts a"
+        " ON a.id = h.id || ':CARD_HELD'"
+        " WHERE a.balance <> CASE WHEN h.status = 'PENDING' THEN h.amount ELSE 0 END",
+    ),
+    (
+        "a hold has no ledger account",
+        "SELECT h.id FROM holds h LEFT JOIN ledger_accounts a ON a.id = h.id || ':CARD_HELD'"
+        " WHERE a.id IS NULL",
+    ),
+    (
+        "a session redemption's sessions differ from its session transfer",
+        "SELECT p.id, p.sessions, t.amount FROM payments p LEFT JOIN ledger_transfers t"
+        " ON t.id = p.session_transfer_id WHERE p.sessions > 0"
+        " AND (t.id IS NULL OR t.amount <> p.sessions OR t.asset <> 'SESSIONS')",
+    ),
 ]
 
 

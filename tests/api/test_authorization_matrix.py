@@ -154,6 +154,40 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         "mutation($i: RefundInput!) { refund(input: $i) { refund { id } errors { code } } }",
         lambda s: {"i": {"paymentId": s["payment_id"], "amount": 1, "idempotencyKey": key()}},
     ),
+    "sessionRedeem": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: SessionRedeemInput!) { sessionRedeem(input: $i) { payment { id } errors { code } } }",
+        lambda s: {
+            "i": {"storeId": s["store_id"], "cardId": s["card_id"], "idempotencyKey": key()}
+        },
+    ),
+    "cardHold": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: CardHoldInput!) { cardHold(input: $i) { hold { id } errors { code } } }",
+        lambda s: {
+            "i": {
+                "storeId": s["store_id"],
+                "cardId": s["card_id"],
+                "amount": 1,
+                "idempotencyKey": key(),
+            }
+        },
+    ),
+    "holdCapture": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: HoldCaptureInput!) { holdCapture(input: $i) { hold { id } errors { code } } }",
+        lambda s: {"i": {"holdId": s["hold_id"], "amount": 1, "idempotencyKey": key()}},
+    ),
+    "holdRelease": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: HoldIdInput!) { holdRelease(input: $i) { hold { id } errors { code } } }",
+        lambda s: {"i": {"holdId": s["hold_id"]}},
+    ),
+    "hold": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "query($id: ID!) { hold(id: $id) { id status } }",
+        lambda s: {"id": s["hold_id"]},
+    ),
     "paymentVoid": (
         frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
         "mutation($i: PaymentVoidInput!) { paymentVoid(input: $i) { refund { id } errors { code } } }",
@@ -246,6 +280,20 @@ async def principals(client, sms) -> dict[str, Any]:
     card = await make_card(client, m, load=400_000, holder_phone=phone)
     status_card = await make_card(client, m, load=1000, holder_phone=phone)
     payment = (await pay(client, m, card["id"], 100_000))["payment"]
+    held = await gql(
+        client,
+        MATRIX["cardHold"][1],
+        {
+            "i": {
+                "storeId": m.store_id,
+                "cardId": card["id"],
+                "amount": 100,
+                "idempotencyKey": key(),
+            }
+        },
+        token=m.staff,
+    )
+    assert held["data"]["cardHold"]["errors"] == [], held
     return {
         "setup": {
             "merchant_id": m.merchant_id,
@@ -254,6 +302,7 @@ async def principals(client, sms) -> dict[str, Any]:
             "card_id": card["id"],
             "status_card_id": status_card["id"],
             "payment_id": payment["id"],
+            "hold_id": held["data"]["cardHold"]["hold"]["id"],
         },
         "auth": {
             ANON: {},
