@@ -1,0 +1,12 @@
+"""Payment-provider notification adapters (支付渠道异步通知).
+
+Pure functions that authenticate and parse what WeChat Pay (微信支付 API v3) and Alipay
+(支付宝) POST to us when a payment changes state. No database and no HTTP routes here: the
+caller hands over the raw request (headers, exact body bytes or decoded form) and gets back a
+typed notification or a `ChannelError`, plus the reply the provider expects.
+
+- `wechatpay`: verify the RSA-SHA256 signature headers, decrypt the AES-256-GCM resource.
+- `alipay`: verify the RSA2 signature over the sorted form, parse yuan amounts to fen.
+- `keys`: load the providers' RSA public keys (PEM, X.509 certificate, or bare base64).
+- `errors`: `ChannelError` codes and the HTTP status each becomes.
+"""
