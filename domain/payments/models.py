@@ -55,17 +55,26 @@ class Refund(Model):
 
 
 class TopUp(Model):
+    """充值. Counter cash succeeds at once; online channels stay PENDING until the provider's
+    verified notification credits the card (exactly once), or the top-up EXPIRES unpaid.
+
+    The id is the `out_trade_no` the provider knows it by (at most 32 characters).
+    """
+
     id = fields.CharField(max_length=32, primary_key=True)
     card_id = fields.CharField(max_length=40, db_index=True)
     merchant_id = fields.CharField(max_length=40, db_index=True)
     amount = fields.BigIntField()
     bonus = fields.BigIntField(default=0)
     channel = fields.CharField(max_length=20)
-    status = fields.CharField(max_length=12)
+    status = fields.CharField(max_length=12)  # PENDING SUCCEEDED FAILED EXPIRED REFUND_DUE
     transfer_id = fields.CharField(max_length=40, null=True)
     actor_id = fields.CharField(max_length=40)
     created_at = fields.DatetimeField()
     completed_at = fields.DatetimeField(null=True)
+    expires_at = fields.DatetimeField(null=True, db_index=True)
+    provider_trade_no = fields.CharField(max_length=64, null=True)
+    failure_reason = fields.CharField(max_length=200, null=True)
 
     class Meta:
         table = "top_ups"
