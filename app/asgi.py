@@ -24,12 +24,15 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from tortoise import connections
 
 from app.broker import Broker, RedisBroker, make_broker
+from app.callbacks import callback_routes
+from app.channels import alipay_config, wechatpay_config
 from app.db import close_database, open_database
 from app.logging import configure_logging
 from app.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from app.relay import OutboxRelay
 from app.settings import Settings, load_settings
 from app.sms import LoggingSmsSender
+from app.sweeper import ExpirySweeper
 from domain import config as domain_config
 from domain.config import SmsSender
 from resolvers.context import Context, authenticate, language, new_request_id
@@ -94,6 +97,7 @@ class AppState:
         self.settings = settings
         self.broker: Broker = make_broker(settings.redis_url, settings.redis_prefix)
         self.relay = OutboxRelay(self.broker)
+        self.sweeper = ExpirySweeper()
         self.memory_limiter = MemoryRateLimiter()
         limiter: Any = self.memory_limiter
         if isinstance(self.broker, RedisBroker):
@@ -118,6 +122,9 @@ class AppState:
                 rate_limiter=self.rate_limiter,
                 sms=self.sms,
                 events=self.relay,
+                wechatpay=wechatpay_config(s),
+                alipay=alipay_config(s),
+                top_up_ttl=s.top_up_ttl,
             )
         )
 
@@ -230,10 +237,12 @@ def create_app(settings: Settings | None = None, sms: SmsSender | None = None) -
         await open_database(settings.database_url)
         await state.broker.start()
         state.relay.start()
+        state.sweeper.start()
         log.info("yikatong started", env=settings.env, backends=settings.backend_label())
         try:
             yield
         finally:
+            await state.sweeper.stop()
             await state.relay.stop()
             await state.broker.close()
             await close_database()
@@ -254,6 +263,7 @@ def create_app(settings: Settings | None = None, sms: SmsSender | None = None) -
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *callback_routes,
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -50,6 +50,15 @@ class Settings:
     redis_prefix: str = "yikatong:"
     log_level: str = "INFO"
     log_json: bool = True
+    # Payment providers (see README.md): a channel without its settings is not offered.
+    wechatpay_mchid: str = ""
+    wechatpay_appid: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_platform_public_key_file: str = ""
+    wechatpay_platform_public_key_id: str = ""
+    alipay_app_id: str = ""
+    alipay_public_key_file: str = ""
+    top_up_ttl: int = 1800
 
     @property
     def production(self) -> bool:
@@ -118,6 +127,18 @@ def load_settings() -> Settings:
         max_query_tokens=_int("YIKATONG_MAX_QUERY_TOKENS", 2000),
         max_aliases=_int("YIKATONG_MAX_ALIASES", 30),
         max_body_bytes=_int("YIKATONG_MAX_BODY_BYTES", 256 * 1024),
+        wechatpay_mchid=os.environ.get("YIKATONG_WECHATPAY_MCHID", ""),
+        wechatpay_appid=os.environ.get("YIKATONG_WECHATPAY_APPID", ""),
+        wechatpay_apiv3_key=os.environ.get("YIKATONG_WECHATPAY_APIV3_KEY", ""),
+        wechatpay_platform_public_key_file=os.environ.get(
+            "YIKATONG_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE", ""
+        ),
+        wechatpay_platform_public_key_id=os.environ.get(
+            "YIKATONG_WECHATPAY_PLATFORM_PUBLIC_KEY_ID", ""
+        ),
+        alipay_app_id=os.environ.get("YIKATONG_ALIPAY_APP_ID", ""),
+        alipay_public_key_file=os.environ.get("YIKATONG_ALIPAY_PUBLIC_KEY_FILE", ""),
+        top_up_ttl=_int("YIKATONG_TOP_UP_TTL", 1800),
         log_level=os.environ.get("YIKATONG_LOG_LEVEL", "INFO").upper(),
         log_json=os.environ.get("YIKATONG_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",

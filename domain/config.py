@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from domain.channels.alipay import AlipayConfig
+from domain.channels.wechatpay import WechatPayConfig
+
 
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window_seconds: int) -> bool:
@@ -35,6 +38,9 @@ class DomainConfig:
     rate_limiter: RateLimiter
     sms: SmsSender
     events: EventPublisher | None = None
+    wechatpay: WechatPayConfig | None = None
+    alipay: AlipayConfig | None = None
+    top_up_ttl: int = 1800  # seconds an online top-up waits for its payment
 
 
 _config: DomainConfig | None = None

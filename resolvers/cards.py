@@ -12,7 +12,7 @@ from domain.cards import service as cards
 from domain.cards.models import Card, CardActivity, CardProduct
 from domain.db import connection
 from domain.errors import DomainError, forbidden
-from domain.payments import holds, sessions
+from domain.payments import holds, sessions, topups
 from domain.payments import service as payments
 from domain.payments.models import Hold, Payment, Refund, TopUp
 from resolvers.context import Context
@@ -173,3 +173,7 @@ async def hold(ctx: Context, hold_id: str) -> Hold | None:
         return await holds.get_hold_for(ctx.require_viewer(), hold_id)
     except DomainError:
         return None
+
+
+async def top_up_by_id(ctx: Context, top_up_id: str) -> TopUp | None:
+    return await topups.get_top_up_for(ctx.require_viewer(), top_up_id)

@@ -29,7 +29,11 @@ class TopUpChannel(Enum):
     ALIPAY = "ALIPAY"
 
 
-@strawberry.type(description="充值. PENDING until the provider confirms; CASH succeeds at once.")
+@strawberry.type(
+    description="充值. CASH succeeds at once; WECHAT_PAY and ALIPAY stay PENDING until the"
+    " provider's notification (the id is the out_trade_no to pay), then SUCCEEDED; FAILED when"
+    " closed unpaid, EXPIRED when not paid in time, REFUND_DUE when paid but not creditable."
+)
 class TopUp:
     id: strawberry.ID
     status: str
@@ -38,6 +42,9 @@ class TopUp:
     channel: TopUpChannel
     card_id: strawberry.ID
     created_at: datetime
+    expires_at: datetime | None = strawberry.field(description="Pay before this (online).")
+    completed_at: datetime | None
+    failure_reason: str | None
 
     @strawberry.field
     async def card(self, info: Info) -> Card:
@@ -53,6 +60,9 @@ class TopUp:
             channel=TopUpChannel(t.channel),
             card_id=strawberry.ID(t.card_id),
             created_at=t.created_at,
+            expires_at=t.expires_at,
+            completed_at=t.completed_at,
+            failure_reason=t.failure_reason,
         )
 
 
@@ -332,3 +342,11 @@ class PaymentQuery:
     async def hold(self, info: Info, id: strawberry.ID) -> Hold | None:
         row = await resolve.hold(info.context, id)
         return Hold.from_model(row) if row else None
+
+    @strawberry.field(
+        extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL, R.OPERATOR),
+        description="A top-up, e.g. to watch an online one turn SUCCEEDED.",
+    )
+    async def top_up_by_id(self, info: Info, id: strawberry.ID) -> TopUp | None:
+        row = await resolve.top_up_by_id(info.context, id)
+        return TopUp.from_model(row) if row else None

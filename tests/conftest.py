@@ -10,6 +10,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,66 @@ async def database_url() -> AsyncIterator[str]:
             yield f"sqlite://{Path(tmp) / 'test.sqlite3'}"
 
 
+@dataclass
+class ProviderKeys:
+    """Keys the tests sign provider notifications with, as WeChat Pay and Alipay do."""
+
+    wechatpay_private_key: Any
+    wechatpay_key_id: str
+    wechatpay_mchid: str
+    wechatpay_appid: str
+    wechatpay_apiv3_key: str
+    alipay_private_key: Any
+    alipay_app_id: str
+
+
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def provider_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProviderKeys, Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    keys = ProviderKeys(
+        wechatpay_private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        wechatpay_key_id="PUB_KEY_ID_0114232134912410000000000000000001",
+        wechatpay_mchid="1900000109",
+        wechatpay_appid="wxd678efh567hg6787",
+        wechatpay_apiv3_key="a" * 16 + "B" * 16,
+        alipay_private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        alipay_app_id="2021000000000001",
+    )
+    folder = tmp_path_factory.mktemp("provider-keys")
+    files = []
+    for name, private in (
+        ("wechatpay.pem", keys.wechatpay_private_key),
+        ("alipay.pem", keys.alipay_private_key),
+    ):
+        path = folder / name
+        path.write_bytes(
+            private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        files.append(path)
+    return keys, files[0], files[1]
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    provider_keys: tuple[ProviderKeys, Path, Path],
+) -> Any:
     from app.settings import Settings
 
+    keys, wechatpay_pem, alipay_pem = provider_keys
     return Settings(
+        wechatpay_mchid=keys.wechatpay_mchid,
+        wechatpay_appid=keys.wechatpay_appid,
+        wechatpay_apiv3_key=keys.wechatpay_apiv3_key,
+        wechatpay_platform_public_key_file=str(wechatpay_pem),
+        wechatpay_platform_public_key_id=keys.wechatpay_key_id,
+        alipay_app_id=keys.alipay_app_id,
+        alipay_public_key_file=str(alipay_pem),
         env="test",
         database_url=database_url,
         redis_url=os.environ.get("YIKATONG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

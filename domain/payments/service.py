@@ -470,15 +470,18 @@ async def top_up(
     idempotency_key: str,
     store_id: str | None = None,
 ) -> TopUp:
-    """充值. CASH at the counter is credited at once; online channels come with the next issue."""
+    """充值. CASH at the counter is credited at once; WECHAT_PAY and ALIPAY wait for the
+    provider's notification (domain/payments/topups.py)."""
     cards.check_amount(amount)
     if channel not in TOP_UP_CHANNELS:
         raise invalid_input("channel", "充值渠道无效", "Unknown channel")
     card = await cards.card_for(actor, card_id)
     request = {"cardId": card_id, "amount": amount, "channel": channel}
     try:
-        if channel != "CASH" or not cards.is_staff_for(actor, card.merchant_id):
-            # Cash is taken at the counter; online channels arrive with the escrow issue.
+        if channel == "BANK_TRANSFER" or (
+            channel == "CASH" and not cards.is_staff_for(actor, card.merchant_id)
+        ):
+            # Cash is taken at the counter; bank transfers arrive with the custodian banks.
             raise errors.channel_unavailable()
         cards.ensure_usable(card)
     except DomainError:
@@ -488,6 +491,12 @@ async def top_up(
         if done is not None:
             return await TopUp.get(id=done)
         raise
+    if channel != "CASH":
+        from domain.payments import topups  # online top-ups build on this module
+
+        return await topups.start(
+            actor, card=card, amount=amount, channel=channel, idempotency_key=idempotency_key
+        )
     product = await cards.get_product(card.product_id)
     merchant = await get_merchant(card.merchant_id)
     top_up_id = new_id("top")

@@ -222,6 +222,11 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         lambda s: {"id": s["card_id"]},
     ),
     "myCards": (frozenset({R.CONSUMER}), "{ myCards { id } }", lambda s: {}),
+    "topUpById": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "query($id: ID!) { topUpById(id: $id) { id status } }",
+        lambda s: {"id": s["top_up_id"]},
+    ),
     "payment": (
         frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
         "query($id: ID!) { payment(id: $id) { id amount } }",
@@ -280,6 +285,12 @@ async def principals(client, sms) -> dict[str, Any]:
     card = await make_card(client, m, load=400_000, holder_phone=phone)
     status_card = await make_card(client, m, load=1000, holder_phone=phone)
     payment = (await pay(client, m, card["id"], 100_000))["payment"]
+    topped = await gql(
+        client,
+        MATRIX["topUp"][1],
+        {"i": {"cardId": card["id"], "amount": 100, "channel": "CASH", "idempotencyKey": key()}},
+        token=m.staff,
+    )
     held = await gql(
         client,
         MATRIX["cardHold"][1],
@@ -303,6 +314,7 @@ async def principals(client, sms) -> dict[str, Any]:
             "status_card_id": status_card["id"],
             "payment_id": payment["id"],
             "hold_id": held["data"]["cardHold"]["hold"]["id"],
+            "top_up_id": topped["data"]["topUp"]["topUp"]["id"],
         },
         "auth": {
             ANON: {},
