@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "domain.ledger.models",
     "domain.cards.models",
     "domain.payments.models",
+    "domain.escrow.models",
 ]
 
 

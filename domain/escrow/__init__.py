@@ -1,0 +1,1 @@
+"""Escrow custody of prepaid funds (资金存管)."""
