@@ -24,9 +24,15 @@ class Rulebook:
     bearer_card_balance_cap: int
     real_name_single_purchase: int
     bearer_card_min_validity_days: int
+    escrow_ratio_percent: tuple[tuple[str, int], ...] = ()  # issuer class -> percent
 
     def balance_cap(self, card_kind: str) -> int:
         return self.named_card_balance_cap if card_kind == "NAMED" else self.bearer_card_balance_cap
+
+    def escrow_ratio(self, issuer_class: str | None) -> int:
+        """Percent of the prepaid balance an issuer of this class keeps in escrow (存管比例)."""
+        ratios = dict(self.escrow_ratio_percent)
+        return ratios.get(issuer_class or "", ratios.get("_default", 0))
 
 
 @lru_cache(maxsize=1)
@@ -44,6 +50,9 @@ def _load() -> dict[str, Rulebook]:
             bearer_card_balance_cap=int(data["bearer_card_balance_cap"]),
             real_name_single_purchase=int(data["real_name_single_purchase"]),
             bearer_card_min_validity_days=int(data["bearer_card_min_validity_days"]),
+            escrow_ratio_percent=tuple(
+                (str(k), int(v)) for k, v in data.get("escrow_ratio_percent", {}).items()
+            ),
         )
     return books
 
