@@ -28,6 +28,7 @@ from app.callbacks import callback_routes
 from app.channels import alipay_config, wechatpay_config
 from app.db import close_database, open_database
 from app.logging import configure_logging
+from app.qr import routes as qr_routes
 from app.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from app.relay import OutboxRelay
 from app.settings import Settings, load_settings
@@ -264,6 +265,7 @@ def create_app(settings: Settings | None = None, sms: SmsSender | None = None) -
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *callback_routes,
+            *qr_routes,
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -115,6 +115,22 @@ def cmd_ledger_verify(settings: Settings, _: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_escrow_check(settings: Settings, _: argparse.Namespace) -> int:
+    from domain.escrow.service import Position, daily_check
+
+    async def work() -> list[Position]:
+        return await daily_check()
+
+    short = asyncio.run(_with_database(settings, work))
+    for pos in short:
+        print(
+            f"SHORT {pos.merchant_id}: holds {pos.held / 100:.2f}, must hold"
+            f" {pos.required / 100:.2f} of {pos.outstanding / 100:.2f} owed"
+        )
+    print(f"escrow: {len(short)} merchants short")
+    return 1 if short else 0
+
+
 def cmd_export_schema(settings: Settings | None, _: argparse.Namespace) -> int:
     from schema.root import schema
 
@@ -145,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     ledger_sub.add_parser("verify", help="re-derive balances, check invariants").set_defaults(
         func=cmd_ledger_verify
+    )
+    escrow = sub.add_parser("escrow", help="escrow custody tools")
+    escrow_sub = escrow.add_subparsers(dest="escrow_command", required=True)
+    escrow_sub.add_parser("check", help="today's required-vs-held check").set_defaults(
+        func=cmd_escrow_check
     )
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema, no_settings=True

@@ -16,7 +16,9 @@ MODEL_MODULES = [
     "domain.ledger.models",
     "domain.cards.models",
     "domain.payments.models",
+    "domain.codes.models",
     "domain.escrow.models",
+    "domain.counter.models",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Deadlines judged by the database clock: expire holds and unpaid online top-ups.
+"""Deadlines judged by the database clock: expire holds and unpaid online top-ups; release
+consumed escrow of full-custody merchants; the daily escrow check (required vs held).
 
 Runs inside `yikatong serve` until the worker (`yikatong worker`) takes scheduled jobs over.
 Every sweep is a set of conditional updates, so several processes sweeping at once is harmless.
@@ -11,13 +12,19 @@ import contextlib
 
 import structlog
 
+from domain import clock
+from domain.escrow import service as escrow
 from domain.payments import holds, topups
 
 log = structlog.get_logger(__name__)
 
 
 async def sweep() -> dict[str, int]:
-    return {"holds": await holds.expire_due(), "topUps": await topups.expire_due()}
+    return {
+        "holds": await holds.expire_due(),
+        "topUps": await topups.expire_due(),
+        "escrowReleases": await escrow.release_consumed(),
+    }
 
 
 class ExpirySweeper:
@@ -25,6 +32,7 @@ class ExpirySweeper:
         self.interval_seconds = interval_seconds
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._checked_day: str | None = None
 
     def start(self) -> None:
         self._stop.clear()
@@ -48,7 +56,12 @@ class ExpirySweeper:
             try:
                 done = await sweep()
                 if any(done.values()):
-                    log.info("expired", **done)
+                    log.info("swept", **done)
+                today = clock.beijing_day()
+                if today != self._checked_day:
+                    short = await escrow.daily_check(today)
+                    self._checked_day = today
+                    log.info("escrow checked", day=today, short=len(short))
             except Exception:  # a database blip: try again next round
                 log.exception("expiry sweep failed")
             with contextlib.suppress(TimeoutError):

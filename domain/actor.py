@@ -50,6 +50,21 @@ class Actor:
         return False
 
 
+def region_prefix(official_region: str | None) -> str | None:
+    """The part of a division code an official oversees: 320000 -> 32, 320100 -> 3201."""
+    if not official_region:
+        return None
+    significant = official_region.rstrip("0")
+    # Keep whole levels: province (2 digits), city (4), district (6).
+    level = 2 if len(significant) <= 2 else 4 if len(significant) <= 4 else 6
+    return official_region[:level]
+
+
+def in_region(official_region: str | None, region: str) -> bool:
+    prefix = region_prefix(official_region)
+    return prefix is not None and region.startswith(prefix)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where an anonymous request came from (login, OTP)."""

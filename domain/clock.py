@@ -27,3 +27,11 @@ def advance(delta: timedelta) -> None:
 def reset() -> None:
     global _offset
     _offset = timedelta(0)
+
+
+BEIJING_TIME = timedelta(hours=8)
+
+
+def beijing_day(at: datetime | None = None) -> str:
+    """The business day (YYYY-MM-DD) in China Standard Time, which has no daylight saving."""
+    return ((at or now()).astimezone(UTC) + BEIJING_TIME).date().isoformat()

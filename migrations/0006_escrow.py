@@ -5,6 +5,30 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 from tortoise.migrations.constraints import UniqueConstraint
 
+async def open_escrow_accounts(apps, schema_editor) -> None:
+    """Merchants created before escrow custody get their escrow and operating accounts."""
+    from datetime import UTC, datetime
+
+    client = schema_editor.client
+    postgres = client.capabilities.dialect == "postgres"
+    mark = (lambda n: f"${n}") if postgres else (lambda n: "?")
+    _, rows = await client.execute_query("SELECT id FROM merchants")
+    now = datetime.now(UTC)
+    for row in rows:
+        for kind in ("MERCHANT_ESCROW", "MERCHANT_OPERATING"):
+            for shard in range(8):
+                await client.execute_query(
+                    "INSERT INTO ledger_accounts (id, owner_id, kind, asset, balance, version,"
+                    f" allow_negative, created_at) VALUES ({mark(1)}, {mark(2)}, {mark(3)}, 'FEN',"
+                    f" 0, 0, {mark(4)}, {mark(5)}) ON CONFLICT (id) DO NOTHING",
+                    [f"{row['id']}:{kind}:{shard}", row["id"], kind, True, now],
+                )
+
+
+async def close_nothing(apps, schema_editor) -> None:
+    """Going back leaves the (empty) accounts: old code never reads them."""
+
+
 class Migration(migrations.Migration):
     dependencies = [('yikatong', '0005_online_top_ups')]
 
@@ -43,4 +67,5 @@ class Migration(migrations.Migration):
         ),
         # CreateModel in tortoise-orm 1.1.9 ignores Meta.constraints: add them explicitly.
         ops.AddConstraint(model_name='EscrowCheck', constraint=UniqueConstraint(fields=('merchant_id', 'day'), name='uq_escrow_check_merchant_day')),
+        ops.RunPython(open_escrow_accounts, close_nothing),
     ]

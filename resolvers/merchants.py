@@ -6,7 +6,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from domain.actor import Role
+from domain.actor import Role, region_prefix
 from domain.errors import forbidden
 from domain.identity import service as identity
 from domain.identity.models import User
@@ -14,7 +14,7 @@ from domain.merchants import service as merchants
 from domain.merchants.models import Merchant, Store, Terminal
 from resolvers.context import Context
 from resolvers.pagination import Page, paginate
-from resolvers.permissions import region_prefix, require_merchant_access
+from resolvers.permissions import require_merchant_access
 
 
 async def merchant_create(ctx: Context, data: dict[str, Any]) -> Merchant:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from domain.actor import OFFICIAL_ROLES, STAFF_ROLES, Actor, Role
+from domain.actor import OFFICIAL_ROLES, STAFF_ROLES, Actor, Role, in_region
 from domain.errors import forbidden
 from resolvers.context import Context
 
@@ -46,21 +46,6 @@ def can_see_merchant(viewer: Actor, merchant_id: str, merchant_region: str) -> b
     if viewer.role in OFFICIAL_ROLES:
         return in_region(viewer.region_code, merchant_region)
     return False
-
-
-def region_prefix(official_region: str | None) -> str | None:
-    """The part of a division code an official oversees: 320000 -> 32, 320100 -> 3201."""
-    if not official_region:
-        return None
-    significant = official_region.rstrip("0")
-    # Keep whole levels: province (2 digits), city (4), district (6).
-    level = 2 if len(significant) <= 2 else 4 if len(significant) <= 4 else 6
-    return official_region[:level]
-
-
-def in_region(official_region: str | None, region: str) -> bool:
-    prefix = region_prefix(official_region)
-    return prefix is not None and region.startswith(prefix)
 
 
 def require_merchant_access(viewer: Actor, merchant_id: str, merchant_region: str) -> None:

@@ -40,6 +40,12 @@ class CardStatus(Enum):
     EXPIRED = "EXPIRED"
 
 
+@strawberry.enum(description="How money is taken at the counter desk (柜面).")
+class CounterChannel(Enum):
+    CASH = "CASH"
+    BANK_CARD = "BANK_CARD"
+
+
 @strawberry.type(description="Pay `minAmount` or more in one top-up, get `bonus` as bonus value.")
 class TopUpBonusRule:
     min_amount: Fen
@@ -215,6 +221,10 @@ class CardIssueInput:
         default=None, description="Bind a physical IC/NFC card (hex UID) at issue."
     )
     store_id: strawberry.ID | None = None
+    channel: CounterChannel = strawberry.field(
+        default_factory=lambda: CounterChannel.CASH,
+        description="How the initial load is paid at the counter.",
+    )
 
 
 @strawberry.input
@@ -301,6 +311,7 @@ class CardMutation:
             "card_uid": input.card_uid,
             "idempotency_key": input.idempotency_key,
             "store_id": input.store_id,
+            "channel": input.channel.value,
         }
         return await mutate(info, CardPayload, resolve.card_issue(info.context, data), _card)
 

@@ -24,6 +24,7 @@ STAFF = (R.MERCHANT_ADMIN, R.MERCHANT_STAFF)
 @strawberry.enum
 class TopUpChannel(Enum):
     CASH = "CASH"
+    BANK_CARD = "BANK_CARD"
     BANK_TRANSFER = "BANK_TRANSFER"
     WECHAT_PAY = "WECHAT_PAY"
     ALIPAY = "ALIPAY"
@@ -136,6 +137,9 @@ class TopUpInput:
     amount: Fen
     channel: TopUpChannel
     idempotency_key: str
+    store_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Counter top-ups: the store (staff of one store may omit it)."
+    )
 
 
 @strawberry.input(description="Exactly one of cardId, paymentCode, cardUid.")
@@ -203,6 +207,7 @@ class PaymentMutation:
             "amount": input.amount,
             "channel": input.channel.value,
             "idempotency_key": input.idempotency_key,
+            "store_id": input.store_id,
         }
         return await mutate(
             info,

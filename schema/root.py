@@ -16,14 +16,31 @@ from strawberry.tools import merge_types
 
 from schema.auth import AuthMutation
 from schema.cards import CardMutation, CardQuery, CardSubscription
+from schema.codes import CodeMutation, CodeQuery
+from schema.counter import CounterMutation, CounterQuery
 from schema.errors import apply_error_policy
+from schema.escrow import EscrowMutation, EscrowQuery
 from schema.merchants import MerchantMutation, MerchantQuery
 from schema.payments import PaymentMutation, PaymentQuery
 from schema.scalars import SCALAR_MAP
 from schema.viewer import ViewerQuery, ViewerSubscription
 
-Query = merge_types("Query", (ViewerQuery, MerchantQuery, CardQuery, PaymentQuery))
-Mutation = merge_types("Mutation", (AuthMutation, MerchantMutation, CardMutation, PaymentMutation))
+Query = merge_types(
+    "Query",
+    (ViewerQuery, MerchantQuery, CardQuery, PaymentQuery, EscrowQuery, CodeQuery, CounterQuery),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        AuthMutation,
+        MerchantMutation,
+        CardMutation,
+        PaymentMutation,
+        EscrowMutation,
+        CodeMutation,
+        CounterMutation,
+    ),
+)
 Subscription = merge_types("Subscription", (ViewerSubscription, CardSubscription))
 
 

@@ -15,17 +15,21 @@ from domain.audit import service as audit
 from domain.cards import errors
 from domain.cards.models import Card, CardActivity, CardProduct
 from domain.cards.numbers import new_card_number, normalize_uid, uid_hash
+from domain.counter import service as counter
 from domain.db import transaction
 from domain.errors import forbidden, invalid_input
+from domain.escrow import service as escrow
 from domain.identity.models import User
 from domain.identity.secrets import hash_password, normalize_phone, verify_password
 from domain.ids import has_prefix, new_id
 from domain.ledger import service as ledger
+from domain.merchants.models import Merchant
 from domain.merchants.service import get_merchant
 from domain.outbox import service as outbox
 from domain.rules import service as rules
 
 KINDS = ("NAMED", "BEARER", "GIFT", "SESSION")
+COUNTER_CHANNELS = ("CASH", "BANK_CARD")  # how money is taken at the counter desk
 USABLE = "ACTIVE"
 MAX_AMOUNT = 10**12  # 100 million yuan: anything larger is a typo or an attack
 PIN_LOCK = timedelta(hours=24)
@@ -315,7 +319,7 @@ async def load_value(
     *,
     card: Card,
     product: CardProduct,
-    merchant_region: str,
+    merchant: Merchant,
     amount: int,
     reference: str,
     store_id: str | None,
@@ -326,15 +330,17 @@ async def load_value(
     Returns (transfer id, bonus, balance after). Enforces the rulebook: balance cap on the
     principal, real-name registration for large single purchases.
     """
-    book = rules.for_region(merchant_region)
+    book = rules.for_region(merchant.region_code)
     if amount >= book.real_name_single_purchase and not (card.kind == "NAMED" and card.holder_id):
         raise rules.real_name_required(book.real_name_single_purchase)
+    money_in = await escrow.money_in_postings(merchant, amount)
     if card.kind == "SESSION":
         transfer_id, balance_after = await _load_sessions(
             conn,
             card=card,
             product=product,
             cap=book.balance_cap(card.kind),
+            money_in=money_in,
             amount=amount,
             reference=reference,
             store_id=store_id,
@@ -344,10 +350,7 @@ async def load_value(
     bonus = bonus_for(product, amount)
     principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
     bonus_acc = ledger.account_id(card.id, ledger.CARD_BONUS)
-    postings = [
-        (ledger.hot_account(card.merchant_id, ledger.MERCHANT_CASH), -amount),
-        (principal_acc, amount),
-    ]
+    postings = [*money_in, (principal_acc, amount)]
     if bonus:
         postings += [
             (ledger.hot_account(card.merchant_id, ledger.MERCHANT_BONUS_FUNDING), -bonus),
@@ -393,6 +396,7 @@ async def _load_sessions(
     card: Card,
     product: CardProduct,
     cap: int,
+    money_in: list[tuple[str, int]],
     amount: int,
     reference: str,
     store_id: str | None,
@@ -410,10 +414,7 @@ async def _load_sessions(
         conn,
         kind=kind,
         asset=ledger.FEN,
-        postings=[
-            (ledger.hot_account(card.merchant_id, ledger.MERCHANT_CASH), -amount),
-            (principal_acc, amount),
-        ],
+        postings=[*money_in, (principal_acc, amount)],
         reference=reference,
     )
     if money.balances[principal_acc] > cap:
@@ -468,8 +469,16 @@ async def issue_card(
     card_uid: str | None,
     idempotency_key: str,
     store_id: str | None = None,
+    channel: str = "CASH",
 ) -> Card:
-    """Sell a card at the counter (售卡), optionally loaded and bound to a physical card."""
+    """Sell a card at the counter (售卡), optionally loaded and bound to a physical card.
+
+    The load is paid at the counter in cash or by bank card (a counter transaction).
+    """
+    if channel not in COUNTER_CHANNELS:
+        raise invalid_input(
+            "channel", "柜面收款方式无效", "Pay at the counter by CASH or BANK_CARD"
+        )
     product = await get_product(product_id)
     if not is_staff_for(actor, product.merchant_id) and actor.role != Role.OPERATOR:
         raise forbidden()
@@ -491,6 +500,7 @@ async def issue_card(
         "holderPhone": holder_phone,
         "initialLoad": initial_load,
         "cardUid": normalized_uid,
+        "channel": channel,
     }
     now = clock.now()
     async with transaction() as conn:
@@ -529,11 +539,22 @@ async def issue_card(
                 conn,
                 card=card,
                 product=product,
-                merchant_region=merchant.region_code,
+                merchant=merchant,
                 amount=initial_load,
                 reference=card.id,
                 store_id=store_id,
                 kind="ISSUE",
+            )
+            await counter.record(
+                conn,
+                actor,
+                merchant_id=card.merchant_id,
+                store_id=store_id,
+                kind="CARD_SALE",
+                channel=channel,
+                amount=initial_load,
+                cash=initial_load if channel == "CASH" else 0,
+                reference=card.id,
             )
         await audit.record(
             conn,
@@ -665,6 +686,17 @@ async def replace_card(
                     sessions=sessions if session_card else 0,
                     sessions_after=(0 if cid == old.id else bal.sessions) if session_card else None,
                 )
+        await counter.record(
+            conn,
+            actor,
+            merchant_id=old.merchant_id,
+            store_id=None,
+            kind="REPLACE",
+            channel="NONE",
+            amount=bal.total,
+            cash=0,
+            reference=new.id,
+        )
         await audit.record(conn, actor, "cardReplace", old.id, {"newCard": new.id})
     return new
 

@@ -32,7 +32,9 @@ CARD_PRINCIPAL = "CARD_PRINCIPAL"  # 本金: prepaid money, refundable
 CARD_BONUS = "CARD_BONUS"  # 赠送金: bonus value, spendable, never refunded as cash
 CARD_SESSIONS = "CARD_SESSIONS"  # 次卡 sessions
 MERCHANT_RECEIVABLE = "MERCHANT_RECEIVABLE"  # what card spending earned the merchant
-MERCHANT_CASH = "MERCHANT_CASH"  # money taken in for cards (counter cash, channel settlements)
+MERCHANT_CASH = "MERCHANT_CASH"  # money taken in for cards before escrow custody (old entries)
+MERCHANT_ESCROW = "MERCHANT_ESCROW"  # 存管: prepaid money held at the custodian bank
+MERCHANT_OPERATING = "MERCHANT_OPERATING"  # prepaid money the merchant may use
 MERCHANT_BONUS_FUNDING = "MERCHANT_BONUS_FUNDING"  # where bonus value comes from
 MERCHANT_SESSIONS_ISSUED = "MERCHANT_SESSIONS_ISSUED"  # sessions sold minus sessions used
 CARD_HELD = "CARD_HELD"  # 预授权: money of one hold, set aside until captured or released
@@ -67,6 +69,8 @@ def merchant_accounts(merchant_id: str) -> list[AccountSpec]:
     return [
         AccountSpec(merchant_id, MERCHANT_RECEIVABLE, FEN, allow_negative=True, sharded=True),
         AccountSpec(merchant_id, MERCHANT_CASH, FEN, allow_negative=True, sharded=True),
+        AccountSpec(merchant_id, MERCHANT_ESCROW, FEN, allow_negative=True, sharded=True),
+        AccountSpec(merchant_id, MERCHANT_OPERATING, FEN, allow_negative=True, sharded=True),
         AccountSpec(merchant_id, MERCHANT_BONUS_FUNDING, FEN, allow_negative=True, sharded=True),
         AccountSpec(
             merchant_id, MERCHANT_SESSIONS_ISSUED, SESSIONS, allow_negative=True, sharded=True

@@ -16,8 +16,11 @@ from domain.actor import STAFF_ROLES, Actor, Role
 from domain.cards import errors as card_errors
 from domain.cards import service as cards
 from domain.cards.models import Card
+from domain.codes import service as codes
+from domain.counter import service as counter
 from domain.db import connection, is_postgres, transaction
 from domain.errors import DomainError, forbidden, invalid_input
+from domain.escrow import service as escrow
 from domain.ids import has_prefix, new_id
 from domain.ledger import errors as ledger_errors
 from domain.ledger import service as ledger
@@ -26,7 +29,7 @@ from domain.payments import errors
 from domain.payments.models import Payment, Refund, TopUp
 from domain.sql import fetch
 
-TOP_UP_CHANNELS = ("CASH", "BANK_TRANSFER", "WECHAT_PAY", "ALIPAY")
+TOP_UP_CHANNELS = ("CASH", "BANK_CARD", "BANK_TRANSFER", "WECHAT_PAY", "ALIPAY")
 
 
 def split_spend(
@@ -47,8 +50,7 @@ async def _resolve_card(
     if len(given) != 1:
         raise errors.one_card_source()
     if payment_code is not None:
-        # Dynamic payment codes arrive with the QR issue; until then no code is valid.
-        raise errors.code_invalid()
+        return await codes.card_for_code(actor, payment_code)  # spends the code
     if card_uid is not None:
         card = await cards.card_by_uid(card_uid)
         if card is None:
@@ -76,8 +78,20 @@ async def pay(
         raise DomainError(
             "COUPON_NOT_APPLICABLE", "优惠券暂不可用", "Coupons cannot be used yet", "couponIds"
         )
-    card, store_merchant = await presented_card(actor, store_id, card_id, payment_code, card_uid)
+    try:
+        card, store_merchant = await presented_card(
+            actor, store_id, card_id, payment_code, card_uid
+        )
+    except codes.CodeAlreadyUsed as used:
+        # The retry of the payment that spent the code replays it (the code's card never
+        # changes, so neither does the request).
+        request = {"storeId": store_id, "amount": amount, "cardId": used.card_id}
+        existing = await replay_payment(actor, idempotency_key, "pay", request)
+        if existing is not None:
+            return existing
+        raise
     request = {"storeId": store_id, "amount": amount, "cardId": card.id}
+    allowance = None
     try:
         if card.merchant_id != store_merchant:
             raise errors.wrong_store()
@@ -89,6 +103,8 @@ async def pay(
             await cards.check_pin(card, pin)
         elif pin is not None and card.pin_hash is not None:
             await cards.check_pin(card, pin)
+        if payment_code is not None:  # the rulebook's daily limit of payments by code
+            allowance = await codes.reserve_daily_amount(card, amount)
     except DomainError:
         # A retry of a payment that went through replays it, even if the card has since
         # been frozen or the PIN locked.
@@ -96,11 +112,18 @@ async def pay(
         if existing is not None:
             return existing
         raise
-    if is_postgres():
-        return await _pay_in_one_round_trip(
+    try:
+        if is_postgres():
+            return await _pay_in_one_round_trip(
+                actor, card, store_id, amount, idempotency_key, request, product.bonus_first
+            )
+        return await _pay(
             actor, card, store_id, amount, idempotency_key, request, product.bonus_first
         )
-    return await _pay(actor, card, store_id, amount, idempotency_key, request, product.bonus_first)
+    except DomainError:
+        if allowance is not None:
+            await codes.release_daily_amount(allowance)
+        raise
 
 
 async def presented_card(
@@ -382,6 +405,18 @@ async def refund(
             reference=refund_id,
             reverses_id=current.transfer_id if void else None,
         )
+        await escrow.principal_returned(conn, current.merchant_id, principal)
+        await counter.record(
+            conn,
+            actor,
+            merchant_id=current.merchant_id,
+            store_id=current.store_id,
+            kind="VOID" if void else "REFUND",
+            channel="CARD",
+            amount=amount,
+            cash=0,
+            reference=refund_id,
+        )
         sessions_after = None
         if current.sessions:
             sessions_acc = ledger.account_id(holder_card, ledger.CARD_SESSIONS)
@@ -479,7 +514,7 @@ async def top_up(
     request = {"cardId": card_id, "amount": amount, "channel": channel}
     try:
         if channel == "BANK_TRANSFER" or (
-            channel == "CASH" and not cards.is_staff_for(actor, card.merchant_id)
+            channel in cards.COUNTER_CHANNELS and not cards.is_staff_for(actor, card.merchant_id)
         ):
             # Cash is taken at the counter; bank transfers arrive with the custodian banks.
             raise errors.channel_unavailable()
@@ -491,7 +526,7 @@ async def top_up(
         if done is not None:
             return await TopUp.get(id=done)
         raise
-    if channel != "CASH":
+    if channel not in cards.COUNTER_CHANNELS:
         from domain.payments import topups  # online top-ups build on this module
 
         return await topups.start(
@@ -515,11 +550,22 @@ async def top_up(
             conn,
             card=card,
             product=product,
-            merchant_region=merchant.region_code,
+            merchant=merchant,
             amount=amount,
             reference=top_up_id,
             store_id=store_id or (actor.store_ids[0] if actor.store_ids else None),
             kind="TOPUP",
+        )
+        await counter.record(
+            conn,
+            actor,
+            merchant_id=card.merchant_id,
+            store_id=store_id,
+            kind="TOP_UP",
+            channel=channel,
+            amount=amount,
+            cash=amount if channel == "CASH" else 0,
+            reference=top_up_id,
         )
         now = clock.now()
         return await TopUp.create(

@@ -145,7 +145,7 @@ async def provider_paid(
                 conn,
                 card=card,
                 product=product,
-                merchant_region=merchant.region_code,
+                merchant=merchant,
                 amount=top_up.amount,
                 reference=top_up.id,
                 store_id=None,

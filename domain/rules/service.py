@@ -25,6 +25,8 @@ class Rulebook:
     real_name_single_purchase: int
     bearer_card_min_validity_days: int
     escrow_ratio_percent: tuple[tuple[str, int], ...] = ()  # issuer class -> percent
+    # 付款码 per card per China Standard Time day (条码支付业务规范 art. 13, see the JSON's note)
+    payment_code_daily_limit: int = 100000
 
     def balance_cap(self, card_kind: str) -> int:
         return self.named_card_balance_cap if card_kind == "NAMED" else self.bearer_card_balance_cap
@@ -50,6 +52,7 @@ def _load() -> dict[str, Rulebook]:
             bearer_card_balance_cap=int(data["bearer_card_balance_cap"]),
             real_name_single_purchase=int(data["real_name_single_purchase"]),
             bearer_card_min_validity_days=int(data["bearer_card_min_validity_days"]),
+            payment_code_daily_limit=int(data.get("payment_code_daily_limit", 100000)),
             escrow_ratio_percent=tuple(
                 (str(k), int(v)) for k, v in data.get("escrow_ratio_percent", {}).items()
             ),

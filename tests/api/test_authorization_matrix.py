@@ -222,6 +222,64 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         lambda s: {"id": s["card_id"]},
     ),
     "myCards": (frozenset({R.CONSUMER}), "{ myCards { id } }", lambda s: {}),
+    "shiftOpen": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: ShiftOpenInput!) { shiftOpen(input: $i) { shift { id } errors { code } } }",
+        lambda s: {"i": {"storeId": s["store_id"]}},
+    ),
+    "shiftClose": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: ShiftCloseInput!) { shiftClose(input: $i) { shift { id } errors { code } } }",
+        lambda s: {"i": {"shiftId": "shf_nope", "countedCash": 0}},
+    ),
+    "dailyClose": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "mutation($i: DailyCloseInput!) { dailyClose(input: $i) { dailyClose { closed } errors { code } } }",
+        lambda s: {"i": {"storeId": s["store_id"], "businessDay": "2001-01-01"}},
+    ),
+    "dailyCloseReport": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "query($id: ID!) { dailyCloseReport(storeId: $id) { expectedCash totals { kind amount } } }",
+        lambda s: {"id": s["store_id"]},
+    ),
+    "escrowAccountOpen": (
+        frozenset({R.OPERATOR}),
+        "mutation($i: EscrowAccountOpenInput!) { escrowAccountOpen(input: $i) { escrowAccount { held } errors { code } } }",
+        lambda s: {
+            "i": {
+                "merchantId": s["merchant_id"],
+                "custodian": "机构",
+                "bankAccountNo": "6222020200112233",
+            }
+        },
+    ),
+    "escrowWithdraw": (
+        frozenset({R.CUSTODIAN}),
+        "mutation($i: EscrowWithdrawInput!) { escrowWithdraw(input: $i) { escrowAccount { held } errors { code } } }",
+        lambda s: {
+            "i": {
+                "merchantId": s["merchant_id"],
+                "amount": 1,
+                "reason": "r",
+                "idempotencyKey": key(),
+            }
+        },
+    ),
+    "escrowDeposit": (
+        frozenset({R.MERCHANT_ADMIN, R.CUSTODIAN}),
+        "mutation($i: EscrowDepositInput!) { escrowDeposit(input: $i) { escrowAccount { held } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "amount": 1, "idempotencyKey": key()}},
+    ),
+    "escrowAccount": (
+        frozenset({R.MERCHANT_ADMIN, R.CUSTODIAN, R.REGULATOR, R.OPERATOR}),
+        "query($id: ID!) { escrowAccount(merchantId: $id) { held required movements { amount } } }",
+        lambda s: {"id": s["merchant_id"]},
+    ),
+    "custodianEscrowAccounts": (
+        frozenset({R.CUSTODIAN}),
+        "{ custodianEscrowAccounts { merchantId held } }",
+        lambda s: {},
+    ),
     "topUpById": (
         frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
         "query($id: ID!) { topUpById(id: $id) { id status } }",
@@ -231,6 +289,41 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
         "query($id: ID!) { payment(id: $id) { id amount } }",
         lambda s: {"id": s["payment_id"]},
+    ),
+    "paymentCodeCreate": (
+        frozenset({R.CONSUMER}),
+        "mutation($i: PaymentCodeCreateInput!) { paymentCodeCreate(input: $i) { code errors { code } } }",
+        lambda s: {"i": {"cardId": s["card_id"]}},
+    ),
+    "paymentCodeDeviceRegister": (
+        frozenset({R.CONSUMER}),
+        "mutation($i: PaymentCodeDeviceRegisterInput!) { paymentCodeDeviceRegister(input: $i) { device { id } errors { code } } }",
+        lambda s: {"i": {"cardId": s["card_id"], "deviceName": "phone"}},
+    ),
+    "paymentCodeDeviceRevoke": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "mutation($i: PaymentCodeDeviceRevokeInput!) { paymentCodeDeviceRevoke(input: $i) { device { id } errors { code } } }",
+        lambda s: {"i": {"deviceId": "pcd_0000000000000000000000000a"}},
+    ),
+    "paymentCodeDevices": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "query($id: ID!) { paymentCodeDevices(cardId: $id) { id } }",
+        lambda s: {"id": s["card_id"]},
+    ),
+    "merchantCodeCreate": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
+        "mutation($i: MerchantCodeCreateInput!) { merchantCodeCreate(input: $i) { merchantCode { payload } errors { code } } }",
+        lambda s: {"i": {"storeId": s["store_id"], "amount": 100}},
+    ),
+    "merchantCodeResolve": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "mutation($i: MerchantCodeResolveInput!) { merchantCodeResolve(input: $i) { amount errors { code } } }",
+        lambda s: {"i": {"payload": "000201"}},
+    ),
+    "storeMerchantCode": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "query($id: ID!) { storeMerchantCode(storeId: $id) { payload } }",
+        lambda s: {"id": s["store_id"]},
     ),
 }
 SUBSCRIPTIONS = {"viewerEvents", "balanceChanged"}
@@ -280,6 +373,13 @@ async def principals(client, sms) -> dict[str, Any]:
         )
         assert body["data"]["officialCreate"]["errors"] == [], body
         officials[role] = await token_for(client, name, PASSWORD)
+    opened = await gql(
+        client,
+        MATRIX["escrowAccountOpen"][1],
+        MATRIX["escrowAccountOpen"][2]({"merchant_id": m.merchant_id}),
+        token=operator,
+    )
+    assert opened["data"]["escrowAccountOpen"]["errors"] == [], opened
     phone = "135" + f"{secrets.randbelow(10**8):08d}"
     consumer = await consumer_token(client, sms, phone)
     card = await make_card(client, m, load=400_000, holder_phone=phone)

@@ -1,0 +1,1 @@
+"""The counter desk (柜面): shifts, counter transactions and the daily close (日结)."""
