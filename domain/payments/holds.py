@@ -19,6 +19,7 @@ from domain.actor import STAFF_ROLES, Actor, Role
 from domain.cards import errors as card_errors
 from domain.cards import service as cards
 from domain.cards.models import Card
+from domain.codes.errors import CodeAlreadyUsed
 from domain.db import connection, db_now, transaction
 from domain.errors import DomainError, forbidden, invalid_input
 from domain.ids import has_prefix, new_id
@@ -66,7 +67,23 @@ async def hold(
     ttl = _ttl(expires_in_seconds)
     if reference is not None and not 0 < len(reference) <= 40:
         raise invalid_input("reference", "关联单号最多 40 个字符", "reference is 1-40 characters")
-    card, store_merchant = await presented_card(actor, store_id, card_id, payment_code, card_uid)
+    try:
+        card, store_merchant = await presented_card(
+            actor, store_id, card_id, payment_code, card_uid
+        )
+    except CodeAlreadyUsed as used:
+        # The retry of the hold that spent the code replays it.
+        again = {"storeId": store_id, "amount": amount, "cardId": used.card_id}
+        done = await ledger.find_idempotent_result(
+            connection(),
+            scope=actor.id,
+            key=idempotency_key,
+            operation="hold",
+            request={**again, "reference": reference},
+        )
+        if done is not None:
+            return await Hold.get(id=done)
+        raise
     request = {"storeId": store_id, "amount": amount, "cardId": card.id, "reference": reference}
     try:
         if card.merchant_id != store_merchant:

@@ -16,6 +16,7 @@ from domain import clock
 from domain.actor import Actor
 from domain.cards import errors as card_errors
 from domain.cards import service as cards
+from domain.codes.errors import CodeAlreadyUsed
 from domain.db import transaction
 from domain.errors import DomainError, invalid_input
 from domain.ids import new_id
@@ -64,7 +65,17 @@ async def redeem(
             f"每次核销 1-{MAX_SESSIONS_AT_ONCE} 次",
             f"Redeem between 1 and {MAX_SESSIONS_AT_ONCE} sessions at once",
         )
-    card, store_merchant = await presented_card(actor, store_id, card_id, payment_code, card_uid)
+    try:
+        card, store_merchant = await presented_card(
+            actor, store_id, card_id, payment_code, card_uid
+        )
+    except CodeAlreadyUsed as used:
+        # The retry of the redemption that spent the code replays it.
+        again = {"storeId": store_id, "sessions": sessions, "cardId": used.card_id}
+        existing = await replay_payment(actor, idempotency_key, "sessionRedeem", again)
+        if existing is not None:
+            return existing
+        raise
     request = {"storeId": store_id, "sessions": sessions, "cardId": card.id}
     try:
         if card.merchant_id != store_merchant:

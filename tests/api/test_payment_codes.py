@@ -372,3 +372,66 @@ async def test_devices_are_listed_revoked_and_limited(client, sms, frozen):
     for i in range(settings.DEVICES_PER_CARD):
         assert (await register(client, token, card["id"], f"phone {i}"))["errors"] == []
     assert codes(await register(client, token, card["id"], "one more")) == ["DEVICE_LIMIT_REACHED"]
+
+
+async def test_holds_and_session_redemptions_by_code_replay_on_retry(client, sms):
+    from tests.api.test_holds import HOLD
+    from tests.api.test_session_cards import REDEEM
+
+    m = await make_merchant(client)
+    token, card = await holder_with_card(client, sms, m)
+    code = (await new_code(client, token, card["id"]))["code"]
+    k = key()
+    held = []
+    for _ in range(2):
+        body = await gql(
+            client,
+            HOLD,
+            {
+                "i": {
+                    "storeId": m.store_id,
+                    "amount": 1000,
+                    "paymentCode": code,
+                    "idempotencyKey": k,
+                }
+            },
+            terminal_key=m.terminal_key,
+        )
+        assert body["data"]["cardHold"]["errors"] == [], body
+        held.append(body["data"]["cardHold"]["hold"]["id"])
+    assert held[0] == held[1]
+    other = await gql(
+        client,
+        HOLD,
+        {
+            "i": {
+                "storeId": m.store_id,
+                "amount": 1000,
+                "paymentCode": code,
+                "idempotencyKey": key(),
+            }
+        },
+        terminal_key=m.terminal_key,
+    )
+    assert codes(other["data"]["cardHold"]) == ["CODE_ALREADY_USED"]
+    assert await balance(client, m, card["id"]) == 50_000 - 1000
+
+    phone = "136" + f"{secrets.randbelow(10**8):08d}"
+    holder = await consumer_token(client, sms, phone)
+    product = await make_product(client, m, "SESSION", sessionCount=10, sessionPrice=10000)
+    sessions = await make_card(
+        client, m, product_id=product, kind="SESSION", load=10000, holder_phone=phone
+    )
+    code = (await new_code(client, holder, sessions["id"]))["code"]
+    k = key()
+    paid = []
+    for _ in range(2):
+        body = await gql(
+            client,
+            REDEEM,
+            {"i": {"storeId": m.store_id, "paymentCode": code, "idempotencyKey": k}},
+            terminal_key=m.terminal_key,
+        )
+        assert body["data"]["sessionRedeem"]["errors"] == [], body
+        paid.append(body["data"]["sessionRedeem"]["payment"])
+    assert paid[0]["id"] == paid[1]["id"] and paid[1]["card"]["sessions"] == 9
