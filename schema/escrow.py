@@ -57,6 +57,10 @@ class EscrowAccount:
     required: Fen
     held: Fen
     short: bool = strawberry.field(description="Held is below required: a risk warning.")
+    warning_level: str | None = strawberry.field(
+        description="The jurisdiction's escrow warning line held has fallen below (e.g. Shanghai"
+        " WARNING, SEVERE), if it draws such lines."
+    )
 
     @strawberry.field
     async def last_check(self) -> EscrowCheck | None:
@@ -97,6 +101,7 @@ class EscrowAccount:
             required=Fen(pos.required),
             held=Fen(pos.held),
             short=pos.short,
+            warning_level=pos.warning,
         )
 
 

@@ -81,7 +81,10 @@ class MerchantSetup:
 
 
 async def make_merchant(
-    client: httpx.AsyncClient, operator: str | None = None, region: str = "110105"
+    client: httpx.AsyncClient,
+    operator: str | None = None,
+    region: str = "110105",
+    industry: str = "CATERING",
 ) -> MerchantSetup:
     operator = operator or await make_operator(client)
     admin_username = uid("adm")
@@ -93,7 +96,7 @@ async def make_merchant(
             "i": {
                 "name": "测试商户",
                 "regionCode": region,
-                "industry": "CATERING",
+                "industry": industry,
                 "adminUsername": admin_username,
                 "adminPassword": PASSWORD,
             }

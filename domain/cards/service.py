@@ -149,6 +149,9 @@ async def create_product(
             )
     for fv in face_values:
         check_amount(fv, "faceValues")
+    rules.check_product(
+        book, merchant.industry, validity_days, session_count if kind == "SESSION" else None
+    )
     if kind == "SESSION":
         _check_session_pack(session_count, session_price, bonus_rules)
     elif session_count is not None or session_price is not None:
@@ -333,6 +336,8 @@ async def load_value(
     book = rules.for_region(merchant.region_code)
     if amount >= book.real_name_single_purchase and not (card.kind == "NAMED" and card.holder_id):
         raise rules.real_name_required(book.real_name_single_purchase)
+    sessions = sessions_for(product, amount) if card.kind == "SESSION" else None
+    rules.check_purchase(book, merchant.industry, amount, sessions)
     money_in = await escrow.money_in_postings(merchant, amount)
     if card.kind == "SESSION":
         transfer_id, balance_after = await _load_sessions(

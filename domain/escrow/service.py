@@ -104,6 +104,7 @@ class Position:
     outstanding: int  # prepaid principal still owed to card holders (incl. pending holds)
     required: int
     held: int
+    warning: str | None = None  # the jurisdiction's warning line escrow fell below, if any
 
     @property
     def short(self) -> bool:
@@ -158,7 +159,9 @@ async def position(
     policy = await policy_for(merchant)
     held = await _held(conn, merchant.id, lock=lock)
     outstanding = await _outstanding(conn, merchant.id)
-    return Position(merchant.id, policy, outstanding, required_for(policy, outstanding), held)
+    required = required_for(policy, outstanding)
+    warning = rules.for_region(merchant.region_code).escrow_warning(held, required)
+    return Position(merchant.id, policy, outstanding, required, held, warning)
 
 
 # --- who may see and move escrow ---------------------------------------------------------------

@@ -69,8 +69,8 @@ async def start(
     book = rules.for_region(merchant.region_code)
     if amount >= book.real_name_single_purchase and not (card.kind == "NAMED" and card.holder_id):
         raise rules.real_name_required(book.real_name_single_purchase)
-    if card.kind == "SESSION":
-        cards.sessions_for(product, amount)  # whole packs only
+    sessions = cards.sessions_for(product, amount) if card.kind == "SESSION" else None
+    rules.check_purchase(book, merchant.industry, amount, sessions)
     request = {"cardId": card.id, "amount": amount, "channel": channel}
     top_up_id = new_id("top")
     async with transaction() as conn:
