@@ -8,8 +8,9 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from domain.actor import Actor, Role
+from domain.cards import cancellation
 from domain.cards import service as cards
-from domain.cards.models import Card, CardActivity, CardProduct
+from domain.cards.models import Card, CardActivity, CardCancellation, CardProduct
 from domain.db import connection
 from domain.errors import DomainError, forbidden
 from domain.payments import holds, sessions, topups
@@ -177,3 +178,36 @@ async def hold(ctx: Context, hold_id: str) -> Hold | None:
 
 async def top_up_by_id(ctx: Context, top_up_id: str) -> TopUp | None:
     return await topups.get_top_up_for(ctx.require_viewer(), top_up_id)
+
+
+async def cancellation_request(ctx: Context, data: dict[str, Any]) -> CardCancellation:
+    return await cancellation.request(ctx.require_viewer(), **data)
+
+
+async def cancellation_approve(ctx: Context, cancellation_id: str) -> CardCancellation:
+    return await cancellation.approve(ctx.require_viewer(), cancellation_id=cancellation_id)
+
+
+async def cancellation_reject(ctx: Context, cancellation_id: str, note: str) -> CardCancellation:
+    return await cancellation.reject(
+        ctx.require_viewer(), cancellation_id=cancellation_id, note=note
+    )
+
+
+async def cancellation_by_id(ctx: Context, cancellation_id: str) -> CardCancellation | None:
+    try:
+        return await cancellation.get_for(ctx.require_viewer(), cancellation_id)
+    except DomainError:
+        return None
+
+
+async def merchant_cancellations(
+    ctx: Context, merchant_id: str, status: str | None
+) -> list[CardCancellation]:
+    viewer = ctx.require_viewer()
+    if not viewer.is_admin_of(merchant_id):
+        raise forbidden("Not your merchant")
+    query = CardCancellation.filter(merchant_id=merchant_id)
+    if status:
+        query = query.filter(status=status)
+    return await query.order_by("-created_at").limit(200)

@@ -15,6 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from schema.auth import AuthMutation
+from schema.cancellation import CancellationMutation, CancellationQuery
 from schema.cards import CardMutation, CardQuery, CardSubscription
 from schema.codes import CodeMutation, CodeQuery
 from schema.counter import CounterMutation, CounterQuery
@@ -27,7 +28,16 @@ from schema.viewer import ViewerQuery, ViewerSubscription
 
 Query = merge_types(
     "Query",
-    (ViewerQuery, MerchantQuery, CardQuery, PaymentQuery, EscrowQuery, CodeQuery, CounterQuery),
+    (
+        ViewerQuery,
+        MerchantQuery,
+        CardQuery,
+        PaymentQuery,
+        EscrowQuery,
+        CodeQuery,
+        CounterQuery,
+        CancellationQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
@@ -39,6 +49,7 @@ Mutation = merge_types(
         EscrowMutation,
         CodeMutation,
         CounterMutation,
+        CancellationMutation,
     ),
 )
 Subscription = merge_types("Subscription", (ViewerSubscription, CardSubscription))

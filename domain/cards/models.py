@@ -69,3 +69,37 @@ class CardActivity(Model):
     class Meta:
         table = "card_activities"
         indexes = (("card_id", "id"),)
+
+
+class CardCancellation(Model):
+    """退卡: a request to cancel a card and pay its remaining principal back, decided once.
+
+    Bonus value and unused sessions are forfeited; the principal leaves through a recorded
+    payout (cash up to the rulebook's limit, else to a bank account kept encrypted).
+    """
+
+    id = fields.CharField(max_length=40, primary_key=True)
+    card_id = fields.CharField(max_length=40, db_index=True)
+    merchant_id = fields.CharField(max_length=40, db_index=True)
+    # the card id while REQUESTED, NULL once decided: one open request per card
+    open_key = fields.CharField(max_length=40, null=True, unique=True)
+    status = fields.CharField(max_length=12)  # REQUESTED COMPLETED REJECTED
+    reason = fields.CharField(max_length=200)
+    cooling_off = fields.BooleanField(default=False)
+    pay_by = fields.DatetimeField(null=True)  # a cooling-off refund is due by then
+    payout_method = fields.CharField(max_length=16)  # CASH or BANK_ACCOUNT
+    bank_account_last4 = fields.CharField(max_length=4, null=True)
+    bank_account_encrypted = fields.TextField(null=True)
+    account_name = fields.CharField(max_length=50, null=True)
+    principal_refunded = fields.BigIntField(default=0)
+    bonus_forfeited = fields.BigIntField(default=0)
+    sessions_forfeited = fields.IntField(default=0)
+    transfer_id = fields.CharField(max_length=40, null=True)
+    requested_by = fields.CharField(max_length=40)
+    decided_by = fields.CharField(max_length=40, null=True)
+    decision_note = fields.CharField(max_length=200, null=True)
+    created_at = fields.DatetimeField()
+    decided_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "card_cancellations"

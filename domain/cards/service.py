@@ -253,6 +253,17 @@ async def balances_of(conn: BaseDBAsyncClient, card_ids: list[str]) -> dict[str,
     }
 
 
+async def lock_card_balances(conn: BaseDBAsyncClient, card_id: str) -> Balances:
+    """A card's balances, locked until the caller's transaction ends."""
+    ids = [spec.ids()[0] for spec in ledger.card_accounts(card_id)]
+    got = await ledger.lock_balances(conn, ids)
+    return Balances(
+        principal=got.get(ledger.account_id(card_id, ledger.CARD_PRINCIPAL), 0),
+        bonus=got.get(ledger.account_id(card_id, ledger.CARD_BONUS), 0),
+        sessions=got.get(ledger.account_id(card_id, ledger.CARD_SESSIONS), 0),
+    )
+
+
 def ensure_usable(card: Card) -> None:
     if card.status != USABLE:
         raise errors.card_not_usable(card.status)
@@ -574,7 +585,7 @@ async def issue_card(
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-async def _transition(conn: BaseDBAsyncClient, card: Card, new_status: str, action: str) -> Card:
+async def transition(conn: BaseDBAsyncClient, card: Card, new_status: str, action: str) -> Card:
     """Only legal transitions, decided in the UPDATE itself so concurrent changes cannot race."""
     changed = (
         await Card.filter(id=card.id, status__in=TRANSITIONS[new_status])
@@ -591,7 +602,7 @@ async def _transition(conn: BaseDBAsyncClient, card: Card, new_status: str, acti
 async def change_status(actor: Actor, card_id: str, new_status: str, action: str) -> Card:
     card = await card_for(actor, card_id)
     async with transaction() as conn:
-        await _transition(conn, card, new_status, action)
+        await transition(conn, card, new_status, action)
         await audit.record(conn, actor, f"card.{action}", card.id, {"status": new_status})
         await outbox.emit(
             conn,
@@ -625,7 +636,7 @@ async def replace_card(
         )
         if replay is not None:
             return await get_card(replay)
-        await _transition(conn, old, "REPLACED", "replaced")
+        await transition(conn, old, "REPLACED", "replaced")
         await (
             Card.filter(id=old.id).using_db(conn).update(uid_hash=None, replaced_by_id=new_card_id)
         )
@@ -701,6 +712,7 @@ async def replace_card(
             amount=bal.total,
             cash=0,
             reference=new.id,
+            at_counter_only=True,
         )
         await audit.record(conn, actor, "cardReplace", old.id, {"newCard": new.id})
     return new

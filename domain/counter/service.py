@@ -106,15 +106,17 @@ async def record(
     amount: int,
     cash: int,
     reference: str,
+    at_counter_only: bool = False,
 ) -> None:
     """Write one counter transaction (staff and terminals only; operators are not a counter).
 
-    Money taken at the counter (cash, bank card) needs its store; a move between cards and
-    the ledger (a refund to the card, a replacement) done away from a store is not recorded.
+    Money taken at the counter (cash, bank card) needs its store. `at_counter_only`: the
+    action may also happen away from any counter (an admin approving a refund, replacing a
+    card from the back office); it is recorded only when done at a store.
     """
     if actor.role not in COUNTER_ROLES:
         return
-    if store_id is None and channel in ("CARD", "NONE") and len(actor.store_ids) != 1:
+    if at_counter_only and store_id is None and len(actor.store_ids) != 1:
         return
     store_id = store_for(actor, merchant_id, store_id)
     shift = await current_shift(conn, actor, merchant_id, store_id)

@@ -94,6 +94,28 @@ async def money_in_postings(merchant: Merchant, amount: int) -> list[tuple[str, 
     return postings
 
 
+async def money_out_postings(
+    conn: BaseDBAsyncClient, merchant: Merchant, amount: int, *, from_escrow_only: bool
+) -> list[tuple[str, int]]:
+    """The merchant side of prepaid principal paid back (退卡): escrow pays the share it holds
+    for that money (all of it under full custody, or when the custodian pays for a merchant
+    that has stopped trading), operating funds the rest."""
+    policy = await policy_for(merchant)
+    held = await _held(conn, merchant.id, lock=True)
+    wanted = (
+        amount if from_escrow_only or policy.kind == FULL_CUSTODY else policy.escrow_share(amount)
+    )
+    from_escrow = max(0, min(held, wanted))
+    postings = []
+    if from_escrow:
+        postings.append((ledger.hot_account(merchant.id, ledger.MERCHANT_ESCROW), from_escrow))
+    if amount > from_escrow:
+        postings.append(
+            (ledger.hot_account(merchant.id, ledger.MERCHANT_OPERATING), amount - from_escrow)
+        )
+    return postings
+
+
 # --- position -----------------------------------------------------------------------------------
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.fernet import Fernet
 
 from domain import config
 
@@ -37,6 +39,21 @@ def keyed_hash(value: str, purpose: str) -> str:
     """HMAC-SHA256 under the server secret: for values that are random or short-lived."""
     key = hashlib.sha256(f"{purpose}:{config.get().secret_key}".encode()).digest()
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(f"personal-data:{config.get().secret_key}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt_personal(value: str) -> str:
+    """Personal data the business must read back (a bank account for a payout), encrypted
+    under the server secret (AES-CBC + HMAC, Fernet)."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_personal(token: str) -> str:
+    return _fernet().decrypt(token.encode()).decode()
 
 
 def token_hash(token: str) -> str:

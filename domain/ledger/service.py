@@ -191,6 +191,19 @@ async def post(
     return Posted(transfer_id=transfer_id, balances=balances)
 
 
+async def lock_balances(conn: BaseDBAsyncClient, account_ids: list[str]) -> dict[str, int]:
+    """Read and lock accounts in id order (the order `post` locks in) for a decision that
+    depends on their balances; SQLite serialises writers anyway."""
+    marks = ", ".join(f"${i + 1}" for i in range(len(account_ids)))
+    lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
+    rows = await fetch(
+        conn,
+        f"SELECT id, balance FROM ledger_accounts WHERE id IN ({marks}) ORDER BY id{lock}",  # noqa: S608
+        *account_ids,
+    )
+    return {str(r["id"]): int(r["balance"]) for r in rows}
+
+
 async def balances(conn: BaseDBAsyncClient, account_ids: list[str]) -> dict[str, int]:
     if not account_ids:
         return {}

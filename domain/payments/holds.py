@@ -28,7 +28,6 @@ from domain.ledger import service as ledger
 from domain.payments import errors
 from domain.payments.models import Hold, Payment
 from domain.payments.service import current_card, presented_card, split_spend
-from domain.payments.sessions import lock_card_accounts
 
 DEFAULT_TTL = timedelta(days=7)
 MIN_TTL = timedelta(minutes=1)
@@ -118,7 +117,7 @@ async def hold(
         if replay is not None:
             return await Hold.filter(id=replay).using_db(conn).get()
         now = await db_now(conn)
-        bal = await lock_card_accounts(conn, [bonus_acc, principal_acc])
+        bal = await ledger.lock_balances(conn, [bonus_acc, principal_acc])
         from_principal, from_bonus = split_spend(
             bal.get(principal_acc, 0), bal.get(bonus_acc, 0), amount, product.bonus_first
         )

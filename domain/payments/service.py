@@ -416,6 +416,7 @@ async def refund(
             amount=amount,
             cash=0,
             reference=refund_id,
+            at_counter_only=True,
         )
         sessions_after = None
         if current.sessions:

@@ -10,8 +10,6 @@ refunds, voids and statements work as for money.
 
 from __future__ import annotations
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-
 from domain import clock
 from domain.actor import Actor
 from domain.cards import errors as card_errors
@@ -24,7 +22,6 @@ from domain.ledger import service as ledger
 from domain.payments import errors
 from domain.payments.models import Payment
 from domain.payments.service import presented_card, replay_payment
-from domain.sql import fetch
 
 MAX_SESSIONS_AT_ONCE = 100
 
@@ -34,18 +31,6 @@ def session_money(principal: int, remaining: int, sessions: int) -> int:
     if sessions == remaining:
         return principal
     return principal * sessions // remaining
-
-
-async def lock_card_accounts(conn: BaseDBAsyncClient, account_ids: list[str]) -> dict[str, int]:
-    """Read and lock a card's accounts in id order (the ledger's lock order)."""
-    marks = ", ".join(f"${i + 1}" for i in range(len(account_ids)))
-    lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
-    rows = await fetch(
-        conn,
-        f"SELECT id, balance FROM ledger_accounts WHERE id IN ({marks}) ORDER BY id{lock}",  # noqa: S608
-        *account_ids,
-    )
-    return {str(r["id"]): int(r["balance"]) for r in rows}
 
 
 async def redeem(
@@ -110,7 +95,7 @@ async def redeem(
         if replay is not None:
             return await Payment.filter(id=replay).using_db(conn).get()
         # Locked, so the share of money is computed on the balances the debits will see.
-        held = await lock_card_accounts(conn, [principal_acc, sessions_acc])
+        held = await ledger.lock_balances(conn, [principal_acc, sessions_acc])
         remaining, principal = held.get(sessions_acc, 0), held.get(principal_acc, 0)
         if remaining < sessions:
             raise card_errors.insufficient_sessions()

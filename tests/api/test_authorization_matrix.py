@@ -222,6 +222,31 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         lambda s: {"id": s["card_id"]},
     ),
     "myCards": (frozenset({R.CONSUMER}), "{ myCards { id } }", lambda s: {}),
+    "cardCancelRequest": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "mutation($i: CardCancelRequestInput!) { cardCancelRequest(input: $i) { cancellation { id } errors { code } } }",
+        lambda s: {"i": {"cardId": s["card_id"], "reason": "不想用了", "payoutMethod": "CASH"}},
+    ),
+    "cardCancelApprove": (
+        frozenset({R.MERCHANT_ADMIN, R.CUSTODIAN}),
+        "mutation($i: CardCancellationIdInput!) { cardCancelApprove(input: $i) { cancellation { id } errors { code } } }",
+        lambda s: {"i": {"cancellationId": s["cancellation_id"]}},
+    ),
+    "cardCancelReject": (
+        frozenset({R.MERCHANT_ADMIN, R.CUSTODIAN}),
+        "mutation($i: CardCancelRejectInput!) { cardCancelReject(input: $i) { cancellation { id } errors { code } } }",
+        lambda s: {"i": {"cancellationId": s["cancellation_id"], "note": "n"}},
+    ),
+    "cardCancellation": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "query($id: ID!) { cardCancellation(id: $id) { id status } }",
+        lambda s: {"id": s["cancellation_id"]},
+    ),
+    "cardCancellations": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "query($id: ID!) { cardCancellations(merchantId: $id) { id } }",
+        lambda s: {"id": s["merchant_id"]},
+    ),
     "shiftOpen": (
         frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL}),
         "mutation($i: ShiftOpenInput!) { shiftOpen(input: $i) { shift { id } errors { code } } }",
@@ -385,6 +410,14 @@ async def principals(client, sms) -> dict[str, Any]:
     card = await make_card(client, m, load=400_000, holder_phone=phone)
     status_card = await make_card(client, m, load=1000, holder_phone=phone)
     payment = (await pay(client, m, card["id"], 100_000))["payment"]
+    to_cancel = await make_card(client, m, load=1000, holder_phone=phone)
+    cancel = await gql(
+        client,
+        MATRIX["cardCancelRequest"][1],
+        {"i": {"cardId": to_cancel["id"], "reason": "搬家", "payoutMethod": "CASH"}},
+        token=consumer,
+    )
+    assert cancel["data"]["cardCancelRequest"]["errors"] == [], cancel
     topped = await gql(
         client,
         MATRIX["topUp"][1],
@@ -414,6 +447,7 @@ async def principals(client, sms) -> dict[str, Any]:
             "status_card_id": status_card["id"],
             "payment_id": payment["id"],
             "hold_id": held["data"]["cardHold"]["hold"]["id"],
+            "cancellation_id": cancel["data"]["cardCancelRequest"]["cancellation"]["id"],
             "top_up_id": topped["data"]["topUp"]["topUp"]["id"],
         },
         "auth": {
