@@ -42,6 +42,10 @@ async def position(merchant: Merchant) -> escrow.Position:
     return await escrow.position(merchant)
 
 
+async def shortfalls(ctx: Context, day: str | None) -> list[EscrowCheck]:
+    return await escrow.shortfalls(ctx.require_viewer(), day)
+
+
 async def latest_check(merchant_id: str) -> EscrowCheck | None:
     return await escrow.latest_check(merchant_id)
 

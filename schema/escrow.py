@@ -37,6 +37,15 @@ class EscrowCheck:
     short: bool
 
 
+@strawberry.type(description="A risk warning: a merchant's escrow found short by a daily check.")
+class EscrowShortfall:
+    merchant_id: strawberry.ID
+    day: str
+    outstanding: Fen
+    required: Fen
+    held: Fen
+
+
 @strawberry.type(description="A transfer that moved escrow; positive amounts went into it.")
 class EscrowMovement:
     transaction_id: strawberry.ID
@@ -202,6 +211,22 @@ class EscrowQuery:
         except DomainError:
             return None
         return await EscrowAccount.build(merchant, account)
+
+    @strawberry.field(
+        extensions=allow(R.REGULATOR, R.CUSTODIAN, R.OPERATOR),
+        description="Merchants whose escrow the day's check found short (default: today).",
+    )
+    async def escrow_shortfalls(self, info: Info, day: str | None = None) -> list[EscrowShortfall]:
+        return [
+            EscrowShortfall(
+                merchant_id=strawberry.ID(c.merchant_id),
+                day=c.day,
+                outstanding=Fen(c.outstanding),
+                required=Fen(c.required),
+                held=Fen(c.held),
+            )
+            for c in await resolve.shortfalls(info.context, day)
+        ]
 
     @strawberry.field(extensions=allow(R.CUSTODIAN), description="The custodian's merchants.")
     async def custodian_escrow_accounts(self, info: Info) -> list[EscrowAccount]:

@@ -421,5 +421,31 @@ async def daily_check(day: str | None = None) -> list[Position]:
     return short
 
 
+async def shortfalls(actor: Actor, day: str | None) -> list[EscrowCheck]:
+    """Risk warnings: the day's checks that found escrow short, for those who supervise it
+    (regulators of the region, the custodian of the account, operators)."""
+    day = day or clock.beijing_day()
+    checks = await EscrowCheck.filter(day=day, short=True).order_by("merchant_id").limit(1000)
+    if actor.role == Role.OPERATOR:
+        return checks
+    merchants = {m.id: m for m in await Merchant.filter(id__in=[c.merchant_id for c in checks])}
+    if actor.role == Role.REGULATOR:
+        return [
+            c
+            for c in checks
+            if c.merchant_id in merchants
+            and in_region(actor.region_code, merchants[c.merchant_id].region_code)
+        ]
+    if actor.role == Role.CUSTODIAN:
+        mine = {
+            str(m)
+            for m in await EscrowAccount.filter(
+                custodian=await custodian_of(actor), merchant_id__in=list(merchants)
+            ).values_list("merchant_id", flat=True)
+        }
+        return [c for c in checks if c.merchant_id in mine]
+    raise forbidden()
+
+
 async def latest_check(merchant_id: str) -> EscrowCheck | None:
     return await EscrowCheck.filter(merchant_id=merchant_id).order_by("-day").first()

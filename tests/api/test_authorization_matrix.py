@@ -300,6 +300,11 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         "query($id: ID!) { escrowAccount(merchantId: $id) { held required movements { amount } } }",
         lambda s: {"id": s["merchant_id"]},
     ),
+    "escrowShortfalls": (
+        frozenset({R.REGULATOR, R.CUSTODIAN, R.OPERATOR}),
+        "{ escrowShortfalls { merchantId held required } }",
+        lambda s: {},
+    ),
     "custodianEscrowAccounts": (
         frozenset({R.CUSTODIAN}),
         "{ custodianEscrowAccounts { merchantId held } }",

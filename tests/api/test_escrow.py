@@ -214,7 +214,8 @@ async def test_the_daily_check_records_a_shortfall_until_it_is_covered(client):
 
     m = await make_merchant(client, region="440305")  # 20 % while no account is open
     await make_card(client, m, load=10000)
-    opened = await open_escrow(client, m, "深圳存管银行", ratioPercent=60)  # now 60 %
+    bank = f"深圳存管银行-{uid('b')}"
+    opened = await open_escrow(client, m, bank, ratioPercent=60)  # now 60 %
     assert opened["escrowAccount"]["required"] == 6000
     assert opened["escrowAccount"]["held"] == 2000
     short = await daily_check("2026-11-23")
@@ -226,6 +227,25 @@ async def test_the_daily_check_records_a_shortfall_until_it_is_covered(client):
         "held": 2000,
         "required": 6000,
     }
+    shortfalls = "query($d: String) { escrowShortfalls(day: $d) { merchantId held required } }"
+    watchers = {
+        "guangdong": await official(client, m.operator, "REGULATOR", "广东省商务厅", "440000"),
+        "custodian": await official(client, m.operator, "CUSTODIAN", bank, "440000"),
+        "beijing": await official(client, m.operator, "REGULATOR", "北京市商务局", "110000"),
+        "other bank": await official(client, m.operator, "CUSTODIAN", "别的银行", "440000"),
+    }
+    seen = {}
+    for who, token in watchers.items():
+        body = await gql(client, shortfalls, {"d": "2026-11-23"}, token=token)
+        seen[who] = [
+            w for w in body["data"]["escrowShortfalls"] if w["merchantId"] == m.merchant_id
+        ]
+    assert (
+        seen["guangdong"]
+        == seen["custodian"]
+        == [{"merchantId": m.merchant_id, "held": 2000, "required": 6000}]
+    )
+    assert seen["beijing"] == seen["other bank"] == []
     body = await gql(
         client,
         DEPOSIT,
@@ -237,8 +257,8 @@ async def test_the_daily_check_records_a_shortfall_until_it_is_covered(client):
 
 
 async def money_books(merchant_id: str) -> tuple[int, int, int]:
-    """(money in by its business records, money in by the merchant's escrow+operating accounts,
-    money accounted for as card liabilities + holds + consumed principal)."""
+    """(money in by its business records less payouts of cancelled cards, the same by the
+    merchant's escrow+operating accounts, and as card liabilities + holds + consumed principal)."""
     from domain.db import connection
 
     conn = connection()
@@ -276,8 +296,14 @@ async def money_books(merchant_id: str) -> tuple[int, int, int]:
         " WHERE merchant_id = $1",
         merchant_id,
     )
+    paid_out = await fetch(
+        conn,
+        "SELECT COALESCE(SUM(principal_refunded), 0) AS v FROM card_cancellations"
+        " WHERE merchant_id = $1 AND status = 'COMPLETED'",
+        merchant_id,
+    )
     return (
-        int(came_in[0]["v"]),
+        int(came_in[0]["v"]) - int(paid_out[0]["v"]),
         int(pools[0]["v"]),
         int(owed[0]["v"]) + int(held[0]["v"]) + int(consumed[0]["v"]),
     )
@@ -298,9 +324,12 @@ async def test_money_is_conserved_and_escrow_never_short_across_a_random_flow(cl
         sessions = await session_card(client, m, count=5, price=5003)
         payments: list[str] = []
         holds_: list[str] = []
+        cancelled = 0
         for step in range(40):
             card = rng.choice(cards_)["id"]
-            op = rng.choice(["top", "pay", "pay", "refund", "hold", "settle", "redeem", "sweep"])
+            op = rng.choice(
+                ["top", "pay", "pay", "refund", "hold", "settle", "redeem", "sweep", "cancel"]
+            )
             if op == "top":
                 await cash_top_up(client, m, card, rng.choice([3000, 5000, 8000]))
             elif op == "pay":
@@ -334,8 +363,37 @@ async def test_money_is_conserved_and_escrow_never_short_across_a_random_flow(cl
                 await redeem(client, m, sessions["id"])
             elif op == "sweep":
                 await sweep()
+            elif op == "cancel" and len(cards_) > 1 and not holds_:
+                gone = cards_.pop(rng.randrange(len(cards_)))
+                asked = await gql(
+                    client,
+                    """mutation($i: CardCancelRequestInput!) { cardCancelRequest(input: $i) {
+                         cancellation { id } errors { code } } }""",
+                    {
+                        "i": {
+                            "cardId": gone["id"],
+                            "reason": "退卡",
+                            "payoutMethod": "BANK_ACCOUNT",
+                            "bankAccountNo": "6222020200112233",
+                            "accountName": "李四",
+                        }
+                    },
+                    token=m.staff,
+                )
+                request = asked["data"]["cardCancelRequest"]["cancellation"]["id"]
+                done = await gql(
+                    client,
+                    """mutation($i: CardCancellationIdInput!) { cardCancelApprove(input: $i) {
+                         errors { code } } }""",
+                    {"i": {"cancellationId": request}},
+                    token=m.admin,
+                )
+                assert done["data"]["cardCancelApprove"]["errors"] == [], done
+                cancelled += 1
+                cards_.append(await make_card(client, m, kind="BEARER", load=7000))
             came_in, pools, accounted = await money_books(m.merchant_id)
             assert came_in == pools == accounted, (policy, step, op)
             view = await escrow_of(client, m.admin, m.merchant_id)
             assert view["held"] >= view["required"], (policy, step, op, view)
+        assert cancelled, "the flow should have paid out at least one cancelled card"
         await ledger_ok()
