@@ -137,9 +137,7 @@ class CancellationMutation:
 
 @strawberry.type
 class CancellationQuery:
-    @strawberry.field(
-        extensions=allow(R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR)
-    )
+    @strawberry.field(extensions=allow(R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR))
     async def card_cancellation(self, info: Info, id: strawberry.ID) -> CardCancellation | None:
         found = await resolve.cancellation_by_id(info.context, id)
         return CardCancellation.from_model(found) if found else None
