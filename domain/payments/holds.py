@@ -16,18 +16,22 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain import clock
 from domain.actor import STAFF_ROLES, Actor, Role
-from domain.cards import errors as card_errors
 from domain.cards import service as cards
 from domain.cards.models import Card
 from domain.codes.errors import CodeAlreadyUsed
 from domain.db import connection, db_now, transaction
 from domain.errors import DomainError, forbidden, invalid_input
 from domain.ids import has_prefix, new_id
-from domain.ledger import errors as ledger_errors
 from domain.ledger import service as ledger
 from domain.payments import errors
 from domain.payments.models import Hold, Payment
-from domain.payments.service import current_card, presented_card, split_spend
+from domain.payments.service import (
+    check_card_at_store,
+    current_card,
+    presented_card,
+    spend_postings,
+    split_spend,
+)
 
 DEFAULT_TTL = timedelta(days=7)
 MIN_TTL = timedelta(minutes=1)
@@ -85,16 +89,9 @@ async def hold(
         raise
     request = {"storeId": store_id, "amount": amount, "cardId": card.id, "reference": reference}
     try:
-        if card.merchant_id != store_merchant:
-            raise errors.wrong_store()
-        if card.kind == "SESSION":
-            raise card_errors.kind_not_supported("SESSION", "a hold")
-        cards.ensure_usable(card)
-        product = await cards.cached_product(card.product_id)
-        if product.pin_threshold is not None and amount > product.pin_threshold:
-            await cards.check_pin(card, pin)
-        elif pin is not None and card.pin_hash is not None:
-            await cards.check_pin(card, pin)
+        product = await check_card_at_store(
+            card, store_merchant, action="a hold", pin=pin, value=lambda _: amount
+        )
     except DomainError:
         done = await ledger.find_idempotent_result(
             connection(), scope=actor.id, key=idempotency_key, operation="hold", request=request
@@ -118,18 +115,11 @@ async def hold(
             return await Hold.filter(id=replay).using_db(conn).get()
         now = await db_now(conn)
         bal = await ledger.lock_balances(conn, [bonus_acc, principal_acc])
-        from_principal, from_bonus = split_spend(
-            bal.get(principal_acc, 0), bal.get(bonus_acc, 0), amount, product.bonus_first
+        debits, from_principal, from_bonus = spend_postings(
+            bal, card.id, amount, product.bonus_first
         )
-        if from_principal > bal.get(principal_acc, 0) or from_bonus > bal.get(bonus_acc, 0):
-            raise ledger_errors.insufficient_funds()
         await ledger.open_accounts(conn, [ledger.hold_account(hold_id)])
-        held_acc = ledger.hold_account(hold_id).ids()[0]
-        postings = [(held_acc, amount)]
-        if from_principal:
-            postings.append((principal_acc, -from_principal))
-        if from_bonus:
-            postings.append((bonus_acc, -from_bonus))
+        postings = [(ledger.hold_account(hold_id).ids()[0], amount), *debits]
         posted = await ledger.post(
             conn, kind="HOLD", asset=ledger.FEN, postings=postings, reference=hold_id
         )

@@ -7,6 +7,7 @@ business row, the card statement line and the outbox event commit together or no
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -15,7 +16,7 @@ from domain import clock, config
 from domain.actor import STAFF_ROLES, Actor, Role
 from domain.cards import errors as card_errors
 from domain.cards import service as cards
-from domain.cards.models import Card
+from domain.cards.models import Card, CardProduct
 from domain.codes import service as codes
 from domain.counter import service as counter
 from domain.db import connection, is_postgres, transaction
@@ -41,6 +42,52 @@ def split_spend(
         return amount - bonus, bonus
     principal = min(balance_principal, amount)
     return principal, amount - principal
+
+
+def spend_postings(
+    balances: dict[str, int], card_id: str, amount: int, bonus_first: bool
+) -> tuple[list[tuple[str, int]], int, int]:
+    """The debits that take `amount` from a card in the product's spending order, with how
+    much comes from principal and from bonus. INSUFFICIENT_FUNDS when the card lacks it."""
+    principal_acc = ledger.account_id(card_id, ledger.CARD_PRINCIPAL)
+    bonus_acc = ledger.account_id(card_id, ledger.CARD_BONUS)
+    has_principal, has_bonus = balances.get(principal_acc, 0), balances.get(bonus_acc, 0)
+    from_principal, from_bonus = split_spend(has_principal, has_bonus, amount, bonus_first)
+    if from_principal > has_principal or from_bonus > has_bonus:
+        raise ledger_errors.insufficient_funds()
+    debits = [
+        (acc, -part)
+        for acc, part in ((principal_acc, from_principal), (bonus_acc, from_bonus))
+        if part
+    ]
+    return debits, from_principal, from_bonus
+
+
+async def check_card_at_store(
+    card: Card,
+    store_merchant: str,
+    *,
+    action: str,
+    pin: str | None,
+    value: Callable[[CardProduct], int],
+    sessions: bool = False,
+) -> CardProduct:
+    """What every charge of a presented card checks: the store is its merchant's, the card
+    is of the right kind (session cards redeem sessions, others pay money) and usable, and the
+    PIN above the product's threshold of `value` (or whenever one is given)."""
+    if card.merchant_id != store_merchant:
+        raise errors.wrong_store()
+    if sessions and card.kind != "SESSION":
+        raise card_errors.kind_not_supported(card.kind, action)
+    if not sessions and card.kind == "SESSION":
+        raise card_errors.kind_not_supported("SESSION", action)
+    cards.ensure_usable(card)
+    product = await cards.cached_product(card.product_id)
+    if product.pin_threshold is not None and value(product) > product.pin_threshold:
+        await cards.check_pin(card, pin)
+    elif pin is not None and card.pin_hash is not None:
+        await cards.check_pin(card, pin)
+    return product
 
 
 async def _resolve_card(
@@ -93,16 +140,9 @@ async def pay(
     request = {"storeId": store_id, "amount": amount, "cardId": card.id}
     allowance = None
     try:
-        if card.merchant_id != store_merchant:
-            raise errors.wrong_store()
-        if card.kind == "SESSION":
-            raise card_errors.kind_not_supported("SESSION", "pay (use sessionRedeem)")
-        cards.ensure_usable(card)
-        product = await cards.cached_product(card.product_id)
-        if product.pin_threshold is not None and amount > product.pin_threshold:
-            await cards.check_pin(card, pin)
-        elif pin is not None and card.pin_hash is not None:
-            await cards.check_pin(card, pin)
+        product = await check_card_at_store(
+            card, store_merchant, action="pay (use sessionRedeem)", pin=pin, value=lambda _: amount
+        )
         if payment_code is not None:  # the rulebook's daily limit of payments by code
             allowance = await codes.reserve_daily_amount(card, amount)
     except DomainError:
@@ -247,16 +287,11 @@ async def _pay(
         # The split is decided on balances read in this transaction; the debits below are
         # conditional, so a concurrent spend makes this one fail rather than overdraw.
         bal = await ledger.balances(conn, [principal_acc, bonus_acc])
-        from_principal, from_bonus = split_spend(
-            bal.get(principal_acc, 0), bal.get(bonus_acc, 0), amount, bonus_first
-        )
-        if from_bonus > bal.get(bonus_acc, 0) or from_principal > bal.get(principal_acc, 0):
-            raise ledger_errors.insufficient_funds()
-        postings = [(ledger.hot_account(card.merchant_id, ledger.MERCHANT_RECEIVABLE), amount)]
-        if from_principal:
-            postings.append((principal_acc, -from_principal))
-        if from_bonus:
-            postings.append((bonus_acc, -from_bonus))
+        debits, from_principal, from_bonus = spend_postings(bal, card.id, amount, bonus_first)
+        postings = [
+            (ledger.hot_account(card.merchant_id, ledger.MERCHANT_RECEIVABLE), amount),
+            *debits,
+        ]
         posted = await ledger.post(
             conn, kind="PAYMENT", asset=ledger.FEN, postings=postings, reference=payment_id
         )

@@ -19,9 +19,8 @@ from domain.db import transaction
 from domain.errors import DomainError, invalid_input
 from domain.ids import new_id
 from domain.ledger import service as ledger
-from domain.payments import errors
 from domain.payments.models import Payment
-from domain.payments.service import presented_card, replay_payment
+from domain.payments.service import check_card_at_store, presented_card, replay_payment
 
 MAX_SESSIONS_AT_ONCE = 100
 
@@ -63,18 +62,16 @@ async def redeem(
         raise
     request = {"storeId": store_id, "sessions": sessions, "cardId": card.id}
     try:
-        if card.merchant_id != store_merchant:
-            raise errors.wrong_store()
-        if card.kind != "SESSION":
-            raise card_errors.kind_not_supported(card.kind, "sessionRedeem")
-        cards.ensure_usable(card)
-        product = await cards.cached_product(card.product_id)
-        assert product.session_price is not None and product.session_count is not None
-        nominal = sessions * product.session_price // product.session_count
-        if product.pin_threshold is not None and nominal > product.pin_threshold:
-            await cards.check_pin(card, pin)
-        elif pin is not None and card.pin_hash is not None:
-            await cards.check_pin(card, pin)
+        await check_card_at_store(
+            card,
+            store_merchant,
+            action="sessionRedeem",
+            pin=pin,
+            value=lambda product: (
+                sessions * (product.session_price or 0) // (product.session_count or 1)
+            ),
+            sessions=True,
+        )
     except DomainError:
         existing = await replay_payment(actor, idempotency_key, "sessionRedeem", request)
         if existing is not None:
