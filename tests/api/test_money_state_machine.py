@@ -2,7 +2,8 @@
 
 The world: one merchant and three products (NAMED with a top-up bonus, BEARER, and a NAMED
 bonusFirst product with two bonus rules). Rules issue cards (with or without an initial load),
-top up in cash, pay, refund in part, void, freeze, unfreeze, report lost and replace; two more
+top up in cash, pay, refund in part, void, freeze, unfreeze, report lost and replace, hold
+money (预授权), capture part or all of a hold into a payment, and release a hold; two more
 rules retry an earlier idempotency key, with the same request (must replay: same result id,
 no ledger transfer) or with a different one (must be IDEMPOTENCY_KEY_REUSED). A plain-Python
 model keeps each card's status, principal and bonus and each payment's refunds; after every
@@ -69,6 +70,12 @@ VOID = """mutation($i: PaymentVoidInput!) { paymentVoid(input: $i) {
   errors { code field message } } }"""
 REPLACE = """mutation($i: CardReplaceInput!) { cardReplace(input: $i) {
   card { id status balance principalBalance bonusBalance } errors { code field message } } }"""
+HOLD = """mutation($i: CardHoldInput!) { cardHold(input: $i) {
+  hold { id amount status capturedAmount card { id balance } } errors { code field message } } }"""
+CAPTURE = """mutation($i: HoldCaptureInput!) { holdCapture(input: $i) {
+  hold { id amount status capturedAmount paymentId } errors { code field message } } }"""
+RELEASE = """mutation($i: HoldIdInput!) { holdRelease(input: $i) {
+  hold { id status } errors { code field message } } }"""
 STATUS = """mutation($i: CardIdInput!) { %s(input: $i) {
   card { id status } errors { code field message } } }"""
 
@@ -80,6 +87,9 @@ DOCUMENTS = {
     "refund": (REFUND, "refund"),
     "paymentVoid": (VOID, "refund"),
     "cardReplace": (REPLACE, "card"),
+    "cardHold": (HOLD, "hold"),
+    "holdCapture": (CAPTURE, "hold"),
+    "holdRelease": (RELEASE, "hold"),
 }
 
 CAPS = {"NAMED": 500_000, "BEARER": 100_000}  # principal caps of the national rulebook
@@ -184,6 +194,22 @@ class PaymentModel(Short):
 
 
 @dataclass(eq=False, repr=False)
+class HoldModel(Short):
+    """预授权: money set aside from a card, captured into a payment or released."""
+
+    id: str
+    card: CardModel
+    amount: int
+    principal: int
+    bonus: int
+    status: str = "PENDING"
+    captured: int = 0
+
+    def __repr__(self) -> str:
+        return f"Hold({self.principal}+{self.bonus} {self.status} on {self.card!r})"
+
+
+@dataclass(eq=False, repr=False)
 class Record(Short):
     """A succeeded idempotent request: what a client would retry."""
 
@@ -227,12 +253,14 @@ def eval_spend(card: CardModel, spend: str) -> int:
 class MoneyMachine(RuleBasedStateMachine):
     cards = Bundle("cards")
     payments = Bundle("payments")
+    holds = Bundle("holds")
 
     def __init__(self, world: World) -> None:
         super().__init__()
         self.world = world
         self.all_cards: list[CardModel] = []
         self.all_payments: list[PaymentModel] = []
+        self.all_holds: list[HoldModel] = []
         self.records: list[Record] = []
         self.steps = 0
 
@@ -357,6 +385,89 @@ class MoneyMachine(RuleBasedStateMachine):
         self.all_payments.append(payment)
         self.records.append(Record("pay", request, payment.id))
         return payment
+
+    # -- two-phase: hold, capture, release
+
+    @staticmethod
+    def split(card: CardModel, amount: int, principal: int, bonus: int) -> tuple[int, int]:
+        """(principal, bonus) that `amount` takes from these, in the product's order."""
+        if card.product.bonus_first:
+            from_bonus = min(bonus, amount)
+            return amount - from_bonus, from_bonus
+        from_principal = min(principal, amount)
+        return from_principal, amount - from_principal
+
+    @rule(target=holds, card=cards, spend=SPEND)
+    def hold(self, card: CardModel, spend: int | str) -> Any:
+        amount = spend if isinstance(spend, int) else max(1, eval_spend(card, spend))
+        request = {
+            "storeId": self.world.merchant.store_id,
+            "cardId": card.id,
+            "amount": amount,
+            "idempotencyKey": key(),
+        }
+        payload = self.call("cardHold", request)
+        if card.status != "ACTIVE":
+            self.expect_error(payload, STATUS_ERROR[card.status])
+            return multiple()
+        if amount > card.principal + card.bonus:
+            self.expect_error(payload, "INSUFFICIENT_FUNDS")
+            return multiple()
+        principal, bonus = self.split(card, amount, card.principal, card.bonus)
+        got = self.expect_ok(payload, "cardHold")
+        assert (got["amount"], got["status"], got["capturedAmount"]) == (amount, "PENDING", 0)
+        card.principal -= principal
+        card.bonus -= bonus
+        assert got["card"]["balance"] == card.principal + card.bonus, got
+        held = HoldModel(got["id"], card, amount, principal, bonus)
+        self.all_holds.append(held)
+        self.records.append(Record("cardHold", request, held.id))
+        return held
+
+    @rule(target=payments, held=holds, data=st.data())
+    def capture(self, held: HoldModel, data: st.DataObject) -> Any:
+        amount = data.draw(st.integers(1, held.amount) | st.just(held.amount + 1), label="amount")
+        request = {"holdId": held.id, "amount": amount, "idempotencyKey": key()}
+        payload = self.call("holdCapture", request)
+        if held.status != "PENDING":
+            self.expect_error(payload, "HOLD_NOT_PENDING")
+            return multiple()
+        if amount > held.amount:
+            self.expect_error(payload, "CAPTURE_EXCEEDS_HOLD")
+            return multiple()
+        took_principal, took_bonus = self.split(held.card, amount, held.principal, held.bonus)
+        got = self.expect_ok(payload, "holdCapture")
+        assert (got["status"], got["capturedAmount"]) == ("CAPTURED", amount), got
+        # The rest goes back to the card that holds the balance now.
+        holder = held.card.current()
+        holder.principal += held.principal - took_principal
+        holder.bonus += held.bonus - took_bonus
+        held.status, held.captured = "CAPTURED", amount
+        payment = PaymentModel(
+            got["paymentId"],
+            held.card,
+            amount,
+            took_principal,
+            took_bonus,
+            datetime.now(UTC).date(),
+        )
+        self.all_payments.append(payment)
+        self.records.append(Record("holdCapture", request, held.id))
+        return payment
+
+    @rule(held=holds)
+    def release(self, held: HoldModel) -> None:
+        payload = self.call("holdRelease", {"holdId": held.id})
+        if held.status == "CAPTURED":
+            self.expect_error(payload, "HOLD_NOT_PENDING")
+            return
+        got = self.expect_ok(payload, "holdRelease")
+        assert got["status"] == "RELEASED", got
+        if held.status == "PENDING":
+            holder = held.card.current()
+            holder.principal += held.principal
+            holder.bonus += held.bonus
+            held.status = "RELEASED"
 
     @rule(payment=payments, data=st.data())
     def refund(self, payment: PaymentModel, data: st.DataObject) -> None:
@@ -484,7 +595,7 @@ class MoneyMachine(RuleBasedStateMachine):
         accepted = ["IDEMPOTENCY_KEY_REUSED"]
         if op == "cardIssue":
             request["initialLoad"] = (request["initialLoad"] or 0) + 1
-        elif op in ("topUp", "pay"):
+        elif op in ("topUp", "pay", "cardHold", "holdCapture"):
             request["amount"] += 1
             if op == "topUp" and record.card is not None and record.card.status != "ACTIVE":
                 # topUp checks the card before the key: either refusal is acceptable here.
@@ -521,9 +632,10 @@ class MoneyMachine(RuleBasedStateMachine):
                 raise StrandedMoney(f"{card} was replaced but has money again")
 
     def compare_with_api(self) -> None:
-        cards, payments = self.all_cards, self.all_payments
+        cards, payments, holds = self.all_cards, self.all_payments, self.all_holds
         params = [f"$c{i}: ID!" for i in range(len(cards))]
         params += [f"$p{i}: ID!" for i in range(len(payments))]
+        params += [f"$h{i}: ID!" for i in range(len(holds))]
         fields = [
             f"c{i}: card(id: $c{i}) {{ id status balance principalBalance bonusBalance }}"
             for i in range(len(cards))
@@ -532,8 +644,12 @@ class MoneyMachine(RuleBasedStateMachine):
             f"p{i}: payment(id: $p{i}) {{ id amount refundedAmount status }}"
             for i in range(len(payments))
         ]
+        fields += [
+            f"h{i}: hold(id: $h{i}) {{ id status capturedAmount }}" for i in range(len(holds))
+        ]
         variables = {f"c{i}": c.id for i, c in enumerate(cards)}
         variables |= {f"p{i}": p.id for i, p in enumerate(payments)}
+        variables |= {f"h{i}": h.id for i, h in enumerate(holds)}
         query = f"query({', '.join(params)}) {{ {' '.join(fields)} }}"
         body = self.world.run(
             gql(self.world.client, query, variables, token=self.world.merchant.staff)
@@ -556,6 +672,9 @@ class MoneyMachine(RuleBasedStateMachine):
                 "status": payment.status,
             }
             assert body["data"][f"p{i}"] == want, (payment, body["data"][f"p{i}"])
+        for i, held in enumerate(holds):
+            want = {"id": held.id, "status": held.status, "capturedAmount": held.captured}
+            assert body["data"][f"h{i}"] == want, (held, body["data"][f"h{i}"])
 
     def check_all(self) -> None:
         """The invariants and teardown, for programs replayed by hand."""
