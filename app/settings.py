@@ -56,8 +56,15 @@ class Settings:
     wechatpay_apiv3_key: str = ""
     wechatpay_platform_public_key_file: str = ""
     wechatpay_platform_public_key_id: str = ""
+    # ... and to place orders (without them the channel is not offered; see app/channels.py)
+    wechatpay_merchant_private_key_file: str = ""
+    wechatpay_merchant_serial: str = ""
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
     alipay_app_id: str = ""
     alipay_public_key_file: str = ""
+    alipay_app_private_key_file: str = ""
+    # Where providers reach us: notify_url = {public_url}/callbacks/wechatpay (or /alipay).
+    public_url: str = ""
     top_up_ttl: int = 1800
 
     @property
@@ -136,8 +143,16 @@ def load_settings() -> Settings:
         wechatpay_platform_public_key_id=os.environ.get(
             "YIKATONG_WECHATPAY_PLATFORM_PUBLIC_KEY_ID", ""
         ),
+        wechatpay_merchant_private_key_file=os.environ.get(
+            "YIKATONG_WECHATPAY_MERCHANT_PRIVATE_KEY_FILE", ""
+        ),
+        wechatpay_merchant_serial=os.environ.get("YIKATONG_WECHATPAY_MERCHANT_SERIAL", ""),
+        wechatpay_api_base=os.environ.get("YIKATONG_WECHATPAY_API_BASE")
+        or "https://api.mch.weixin.qq.com",
         alipay_app_id=os.environ.get("YIKATONG_ALIPAY_APP_ID", ""),
         alipay_public_key_file=os.environ.get("YIKATONG_ALIPAY_PUBLIC_KEY_FILE", ""),
+        alipay_app_private_key_file=os.environ.get("YIKATONG_ALIPAY_APP_PRIVATE_KEY_FILE", ""),
+        public_url=os.environ.get("YIKATONG_PUBLIC_URL", ""),
         top_up_ttl=_int("YIKATONG_TOP_UP_TTL", 1800),
         log_level=os.environ.get("YIKATONG_LOG_LEVEL", "INFO").upper(),
         log_json=os.environ.get("YIKATONG_LOG_FORMAT", "json" if env == "production" else "console")

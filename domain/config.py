@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from domain.channels.alipay import AlipayConfig
-from domain.channels.wechatpay import WechatPayConfig
+from domain.channels.alipay_orders import AlipayMerchantConfig
+from domain.channels.wechatpay_orders import WechatPayMerchantConfig
 
 
 class RateLimiter(Protocol):
@@ -38,8 +38,9 @@ class DomainConfig:
     rate_limiter: RateLimiter
     sms: SmsSender
     events: EventPublisher | None = None
-    wechatpay: WechatPayConfig | None = None
-    alipay: AlipayConfig | None = None
+    # Payment providers: notification settings, plus `ordering` when top-ups can be started.
+    wechatpay: WechatPayMerchantConfig | None = None
+    alipay: AlipayMerchantConfig | None = None
     top_up_ttl: int = 1800  # seconds an online top-up waits for its payment
 
 

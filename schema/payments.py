@@ -9,7 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from domain.actor import Role
-from domain.payments import models
+from domain.channels import wechatpay_orders
+from domain.payments import models, topups
 from resolvers import cards as resolve
 from schema.cards import Card
 from schema.errors import UserError, mutate
@@ -31,9 +32,50 @@ class TopUpChannel(Enum):
 
 
 @strawberry.type(
+    description="微信支付 APP调起支付: the fields of the OpenSDK's PayReq, as they are. `sign` is"
+    " SHA256withRSA by the merchant key over appId, timeStamp, nonceStr and prepayId."
+)
+class WechatAppPayParams:
+    app_id: str = strawberry.field(description="PayReq.appId (appid)")
+    partner_id: str = strawberry.field(description="PayReq.partnerId (partnerid: the mchid)")
+    prepay_id: str = strawberry.field(description="PayReq.prepayId (prepayid, valid 2 hours)")
+    package: str = strawberry.field(description="PayReq.packageValue: always Sign=WXPay")
+    nonce_str: str = strawberry.field(description="PayReq.nonceStr (noncestr)")
+    time_stamp: str = strawberry.field(description="PayReq.timeStamp (timestamp, unix seconds)")
+    sign: str = strawberry.field(description="PayReq.sign (base64 RSA signature)")
+
+    @classmethod
+    def of(cls, p: wechatpay_orders.AppPayParams) -> WechatAppPayParams:
+        return cls(
+            app_id=p.appid,
+            partner_id=p.partnerid,
+            prepay_id=p.prepayid,
+            package=p.package,
+            nonce_str=p.noncestr,
+            time_stamp=p.timestamp,
+            sign=p.sign,
+        )
+
+
+@strawberry.type(
+    description="What the app hands to the provider's SDK to pay a PENDING online top-up."
+    " Signed afresh on every read; the order behind it (out_trade_no, amount) does not change."
+)
+class TopUpPayRequest:
+    channel: TopUpChannel
+    wechat_app: WechatAppPayParams | None = strawberry.field(
+        description="WECHAT_PAY: the PayReq for the WeChat OpenSDK (APP payment)."
+    )
+    alipay_order_string: str | None = strawberry.field(
+        description="ALIPAY: the signed orderStr for the Alipay SDK (alipay.trade.app.pay)."
+    )
+
+
+@strawberry.type(
     description="充值. CASH succeeds at once; WECHAT_PAY and ALIPAY stay PENDING until the"
     " provider's notification (the id is the out_trade_no to pay), then SUCCEEDED; FAILED when"
-    " closed unpaid, EXPIRED when not paid in time, REFUND_DUE when paid but not creditable."
+    " closed unpaid or the provider would not take the order, EXPIRED when not paid in time,"
+    " REFUND_DUE when paid but not creditable."
 )
 class TopUp:
     id: strawberry.ID
@@ -46,10 +88,25 @@ class TopUp:
     expires_at: datetime | None = strawberry.field(description="Pay before this (online).")
     completed_at: datetime | None
     failure_reason: str | None
+    row: strawberry.Private[models.TopUp]
 
     @strawberry.field
     async def card(self, info: Info) -> Card:
         return Card.from_model(await resolve.card_by_id(info.context, self.card_id))
+
+    @strawberry.field(
+        description="What the app pays with, while the top-up is PENDING and before expiresAt;"
+        " null for counter channels and once it can no longer be paid."
+    )
+    async def pay_request(self) -> TopUpPayRequest | None:
+        request = await topups.pay_request(self.row)
+        if request is None:
+            return None
+        return TopUpPayRequest(
+            channel=TopUpChannel(request.channel),
+            wechat_app=WechatAppPayParams.of(request.wechat_app) if request.wechat_app else None,
+            alipay_order_string=request.alipay_order_string,
+        )
 
     @classmethod
     def from_model(cls, t: models.TopUp) -> TopUp:
@@ -64,6 +121,7 @@ class TopUp:
             expires_at=t.expires_at,
             completed_at=t.completed_at,
             failure_reason=t.failure_reason,
+            row=t,
         )
 
 

@@ -75,6 +75,9 @@ class TopUp(Model):
     expires_at = fields.DatetimeField(null=True, db_index=True)
     provider_trade_no = fields.CharField(max_length=64, null=True)
     failure_reason = fields.CharField(max_length=200, null=True)
+    # WeChat Pay's prepay_id (valid two hours) once the order is placed; the app's signed pay
+    # parameters are rebuilt from it on demand (Alipay's order string needs nothing stored).
+    prepay_id = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "top_ups"

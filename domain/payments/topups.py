@@ -6,11 +6,23 @@ is real) to SUCCEEDED and posts the credit. Providers repeat notifications and m
 out of order: a second copy finds the top-up already SUCCEEDED and changes nothing. Money that
 arrives but cannot be credited (the card was cancelled meanwhile, or the credit would break the
 rulebook's balance cap) is recorded as REFUND_DUE for the merchant to send back.
+
+Starting one (`start`) commits the PENDING top-up with its idempotency key first, so its id, the
+out_trade_no, is fixed before any provider hears of it; then, for WeChat Pay, the APP order is
+placed and its prepay_id stored. A retry with the same key finds the top-up and, if it has no
+prepay_id yet (the first attempt died between the two steps), places the same order again with
+the same out_trade_no and parameters, which WeChat allows while it is unpaid. If the provider
+cannot be reached or refuses, the top-up becomes FAILED and its idempotency key is freed, so the
+caller gets PROVIDER_UNAVAILABLE and may retry with the same key; that starts a new top-up
+(nobody can pay the failed one: its prepay_id never reached an app). Alipay needs no call: its
+order string is signed whenever it is asked for (`pay_request`).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -19,11 +31,13 @@ from domain import clock, config
 from domain.actor import Actor
 from domain.cards import service as cards
 from domain.cards.models import Card
+from domain.channels import alipay_orders, wechatpay_orders
 from domain.channels.errors import ChannelError, ErrorCode
 from domain.db import connection, db_now, transaction
 from domain.errors import DomainError
 from domain.ids import new_id
 from domain.ledger import service as ledger
+from domain.ledger.models import IdempotencyKey
 from domain.merchants.service import get_merchant
 from domain.payments import errors
 from domain.payments.models import TopUp
@@ -38,10 +52,48 @@ DEAD_CARD = ("CANCELLED", "EXPIRED")
 
 
 def channel_configured(channel: str) -> bool:
+    """Offered only when fully configured: notifications verify AND orders can be placed."""
     cfg = config.get()
-    return (channel == "WECHAT_PAY" and cfg.wechatpay is not None) or (
-        channel == "ALIPAY" and cfg.alipay is not None
+    if channel == "WECHAT_PAY":
+        return cfg.wechatpay is not None and cfg.wechatpay.ordering is not None
+    if channel == "ALIPAY":
+        return cfg.alipay is not None and cfg.alipay.ordering is not None
+    return False
+
+
+def provider_unavailable() -> DomainError:
+    return DomainError(
+        "PROVIDER_UNAVAILABLE",
+        "支付渠道暂时无法下单，请稍后重试或换用其他方式",
+        "The payment provider cannot take the order now; try again later or another channel",
+        "channel",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PayRequest:
+    """What the app needs to pay a PENDING online top-up: one of the two is set."""
+
+    channel: str
+    wechat_app: wechatpay_orders.AppPayParams | None = None
+    alipay_order_string: str | None = None
+
+
+_NOT_IN_SUBJECT = re.compile(r"[/=&\s]+")
+
+
+def order_subject(merchant_name: str) -> str:
+    """The line the consumer sees in their WeChat or Alipay bill: "<merchant>-储值卡充值".
+
+    Alipay refuses / = & in a subject; WeChat allows at most 127 characters. The same merchant
+    name always gives the same subject, so a repeated WeChat order matches the first.
+    """
+    name = _NOT_IN_SUBJECT.sub(" ", merchant_name).strip()[:100]
+    return f"{name}-储值卡充值" if name else "储值卡充值"
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def _pending_amount(conn: BaseDBAsyncClient, card_id: str) -> int:
@@ -83,25 +135,132 @@ async def start(
             result_id=top_up_id,
         )
         if replay is not None:
-            return await TopUp.filter(id=replay).using_db(conn).get()
-        principal = (await cards.balances_of(conn, [card.id]))[card.id].principal
-        cap = book.balance_cap(card.kind)
-        if principal + await _pending_amount(conn, card.id) + amount > cap:
-            raise rules.balance_cap_exceeded(cap)
-        now = await db_now(conn)
-        return await TopUp.create(
-            using_db=conn,
-            id=top_up_id,
-            card_id=card.id,
-            merchant_id=card.merchant_id,
-            amount=amount,
-            bonus=0,
-            channel=channel,
-            status="PENDING",
-            actor_id=actor.id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=config.get().top_up_ttl),
+            top_up = await TopUp.filter(id=replay).using_db(conn).get()
+        else:
+            principal = (await cards.balances_of(conn, [card.id]))[card.id].principal
+            cap = book.balance_cap(card.kind)
+            if principal + await _pending_amount(conn, card.id) + amount > cap:
+                raise rules.balance_cap_exceeded(cap)
+            now = await db_now(conn)
+            top_up = await TopUp.create(
+                using_db=conn,
+                id=top_up_id,
+                card_id=card.id,
+                merchant_id=card.merchant_id,
+                amount=amount,
+                bonus=0,
+                channel=channel,
+                status="PENDING",
+                actor_id=actor.id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=config.get().top_up_ttl),
+            )
+    # Committed: the out_trade_no is now fixed, whatever happens at the provider.
+    return await _place_order(actor, idempotency_key, top_up)
+
+
+async def _place_order(actor: Actor, idempotency_key: str, top_up: TopUp) -> TopUp:
+    """Give a PENDING WeChat Pay top-up its prepay_id (once; retries place the same order)."""
+    cfg = config.get().wechatpay
+    if (
+        top_up.channel != "WECHAT_PAY"
+        or top_up.status != "PENDING"
+        or top_up.prepay_id
+        or top_up.expires_at is None
+        or _aware(top_up.expires_at) <= clock.now()
+    ):
+        return top_up
+    if cfg is None or cfg.ordering is None:
+        raise errors.channel_unavailable()
+    merchant = await get_merchant(top_up.merchant_id)
+    order = wechatpay_orders.AppOrder(
+        out_trade_no=top_up.id,
+        description=order_subject(merchant.name),
+        total_fen=top_up.amount,
+        time_expire=top_up.expires_at,
+    )
+    try:
+        prepay_id = await wechatpay_orders.place_app_order(
+            cfg, cfg.ordering, order, now=clock.now()
         )
+    except wechatpay_orders.OrderError as exc:
+        log.warning(
+            "wechatpay order not placed",
+            top_up=top_up.id,
+            reason=exc.reason,
+            detail=exc.message,
+            request_id=exc.request_id,
+        )
+        return await _order_failed(actor, idempotency_key, top_up, f"{exc.reason}: {exc.message}")
+    placed = await TopUp.filter(id=top_up.id, status="PENDING").update(prepay_id=prepay_id)
+    if not placed:
+        # Closed meanwhile by a concurrent attempt that failed: this order is not ours to give.
+        current = await TopUp.get(id=top_up.id)
+        if current.status == "PENDING" and current.prepay_id:
+            return current
+        raise provider_unavailable()
+    top_up.prepay_id = prepay_id
+    return top_up
+
+
+async def _order_failed(actor: Actor, idempotency_key: str, top_up: TopUp, why: str) -> TopUp:
+    """The order could not be placed: FAILED, and the key freed for a clean retry.
+
+    Unless a concurrent attempt with the same key placed it meanwhile: then that one stands.
+    """
+    async with transaction() as conn:
+        failed = (
+            await TopUp.filter(id=top_up.id, status="PENDING", prepay_id=None)
+            .using_db(conn)
+            .update(status="FAILED", failure_reason=f"PROVIDER_UNAVAILABLE: {why}"[:200])
+        )
+        if failed:
+            # (the key is the ledger's, claimed in start(); a failed attempt leaves it free)
+            await (
+                IdempotencyKey.filter(scope=actor.id, key=idempotency_key, result_id=top_up.id)
+                .using_db(conn)
+                .delete()
+            )
+    if not failed:
+        current = await TopUp.get(id=top_up.id)
+        if current.status == "PENDING" and current.prepay_id:
+            return current
+    raise provider_unavailable()
+
+
+async def pay_request(top_up: TopUp) -> PayRequest | None:
+    """The signed parameters the app pays this top-up with, while it can still be paid.
+
+    None for counter channels, once the top-up is no longer PENDING or past its time, and for a
+    WeChat Pay top-up whose order was never placed. Signed afresh on each call (a new timestamp
+    and nonce); the order behind them, the out_trade_no and amount, stays the same.
+    """
+    if top_up.channel not in ONLINE_CHANNELS or top_up.status != "PENDING":
+        return None
+    now = clock.now()
+    if top_up.expires_at is None or _aware(top_up.expires_at) <= now:
+        return None
+    cfg = config.get()
+    if top_up.channel == "WECHAT_PAY":
+        wx = cfg.wechatpay
+        if wx is None or wx.ordering is None or not top_up.prepay_id:
+            return None
+        params = wechatpay_orders.app_pay_params(wx, wx.ordering, top_up.prepay_id, now=now)
+        return PayRequest(channel=top_up.channel, wechat_app=params)
+    ali = cfg.alipay
+    if ali is None or ali.ordering is None:
+        return None
+    merchant = await get_merchant(top_up.merchant_id)
+    order_string = alipay_orders.app_order_string(
+        ali,
+        ali.ordering,
+        out_trade_no=top_up.id,
+        subject=order_subject(merchant.name),
+        total_fen=top_up.amount,
+        time_expire=top_up.expires_at,
+        now=now,
+    )
+    return PayRequest(channel=top_up.channel, alipay_order_string=order_string)
 
 
 async def _locked(conn: BaseDBAsyncClient, top_up_id: str) -> TopUp | None:
