@@ -1,4 +1,5 @@
-"""`yikatong ...`: serve, migrate, demo, create-operator, audit/ledger verify, export-schema."""
+"""`yikatong ...`: serve, migrate, demo, create-operator, audit/ledger verify, export-schema,
+reader (the bridge in devices/)."""
 
 from __future__ import annotations
 
@@ -38,19 +39,32 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.asgi import create_app
     from app.db import migrate
 
+    if args.workers < 1:
+        print("refused: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and settings.redis_url is None:
+        # Subscriptions and rate limits are per process without Redis.
+        print("refused: --workers above 1 needs YIKATONG_REDIS_URL", file=sys.stderr)
+        return 2
     asyncio.run(migrate(settings.database_url))
     if args.demo:
         cmd_demo(settings, args)
-    print(f"Yikatong on http://{args.host}:{args.port}/graphql  ({settings.backend_label()})")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level="warning",
-        proxy_headers=True,
-        ws="websockets-sansio",
+    print(
+        f"Yikatong on http://{args.host}:{args.port}/graphql  ({settings.backend_label()}"
+        f"{f', {args.workers} workers' if args.workers > 1 else ''})"
     )
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "proxy_headers": True,
+        "ws": "websockets-sansio",
+    }
+    if args.workers > 1:
+        # Each worker process builds its own app (settings come from the environment).
+        uvicorn.run("app.asgi:create_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -98,11 +112,13 @@ def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
 
 def cmd_ledger_verify(settings: Settings, _: argparse.Namespace) -> int:
     from domain.ledger.verify import Report, verify
+    from domain.members.verify import verify as verify_points
     from domain.payments.verify import verify as verify_payments
 
     async def work() -> Report:
         report = await verify()
         await verify_payments(report)
+        await verify_points(report)
         return report
 
     report = asyncio.run(_with_database(settings, work))
@@ -138,6 +154,12 @@ def cmd_export_schema(settings: Settings | None, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reader(settings: Settings | None, args: argparse.Namespace) -> int:
+    from devices.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yikatong", description="Yikatong 一卡通 backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="create the demo data first")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1; more than 1 needs YIKATONG_REDIS_URL)",
+    )
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="deterministic demo data; prints its logins").set_defaults(
@@ -170,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema, no_settings=True
     )
+    reader = sub.add_parser("reader", help="NFC/IC reader bridge (PC/SC, needs pyscard)")
+    reader.set_defaults(func=cmd_reader, no_settings=True)
+    from devices.cli import add_arguments as reader_arguments
+
+    reader_arguments(reader)
     return parser
 
 

@@ -19,6 +19,8 @@ MODEL_MODULES = [
     "domain.codes.models",
     "domain.escrow.models",
     "domain.counter.models",
+    "domain.members.models",
+    "domain.terminals.models",
 ]
 
 

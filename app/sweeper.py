@@ -14,6 +14,7 @@ import structlog
 
 from domain import clock
 from domain.escrow import service as escrow
+from domain.members import accrual, expiry, tiers
 from domain.payments import holds, topups
 
 log = structlog.get_logger(__name__)
@@ -24,6 +25,12 @@ async def sweep() -> dict[str, int]:
         "holds": await holds.expire_due(),
         "topUps": await topups.expire_due(),
         "escrowReleases": await escrow.release_consumed(),
+        # Members and points: earn for new payments (and take back for refunds), then let
+        # pending points mature, expire old lots and end tier periods.
+        "pointsAccrued": await accrual.accrue_points(),
+        "pointsMatured": await expiry.mature_due(),
+        "pointsExpired": await expiry.expire_due(),
+        "tiersReviewed": await tiers.review_due(),
     }
 
 

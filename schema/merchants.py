@@ -114,6 +114,11 @@ class Terminal:
     merchant_id: strawberry.ID
     last_seen_at: datetime | None
     revoked: bool
+    revoked_at: datetime | None
+    heartbeat_at: datetime | None = strawberry.field(description="Its last terminalHeartbeat.")
+    app_version: str | None
+    reader_status: str | None = strawberry.field(description="As of its last heartbeat.")
+    key_rotated_at: datetime | None
 
     @classmethod
     def from_model(cls, t: models.Terminal) -> Terminal:
@@ -124,6 +129,11 @@ class Terminal:
             merchant_id=strawberry.ID(t.merchant_id),
             last_seen_at=t.last_seen_at,
             revoked=t.revoked_at is not None,
+            revoked_at=t.revoked_at,
+            heartbeat_at=t.heartbeat_at,
+            app_version=t.app_version,
+            reader_status=t.reader_status,
+            key_rotated_at=t.key_rotated_at,
         )
 
 

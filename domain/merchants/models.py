@@ -42,6 +42,11 @@ class Terminal(Model):
     created_at = fields.DatetimeField()
     last_seen_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    # what the device said in its last heartbeat
+    heartbeat_at = fields.DatetimeField(null=True)
+    app_version = fields.CharField(max_length=40, null=True)
+    reader_status = fields.CharField(max_length=200, null=True)
+    key_rotated_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "terminals"

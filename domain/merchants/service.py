@@ -10,7 +10,7 @@ from domain import clock
 from domain.actor import Actor, Role
 from domain.audit import service as audit
 from domain.db import transaction
-from domain.errors import forbidden, invalid_input
+from domain.errors import forbidden, invalid_input, unauthenticated
 from domain.identity import service as identity
 from domain.identity.models import User
 from domain.identity.secrets import token_hash
@@ -159,7 +159,7 @@ async def register_terminal(actor: Actor, store_id: str, name: str) -> Registere
     store = await get_store(store_id)
     if not (actor.is_admin_of(store.merchant_id) or actor.role == Role.OPERATOR):
         raise forbidden()
-    key = "tk_" + secrets.token_urlsafe(32)
+    key = _new_key()
     async with transaction() as conn:
         terminal = await Terminal.create(
             using_db=conn,
@@ -175,9 +175,19 @@ async def register_terminal(actor: Actor, store_id: str, name: str) -> Registere
 
 
 # A terminal key is checked on every request the device makes (every payment); remembering the
-# answer briefly saves a round trip per payment. A revoked key stops working within the TTL.
+# answer briefly saves a round trip per payment. Rotating or revoking a key drops it from this
+# process's cache at once; another worker may still accept it for up to TERMINAL_CACHE_SECONDS,
+# except where `live_terminal` reads the row fresh (terminal charges and reader taps).
 TERMINAL_CACHE_SECONDS = 10.0
 _terminals: dict[str, tuple[Terminal, float]] = {}
+
+
+def _new_key() -> str:
+    return "tk_" + secrets.token_urlsafe(32)
+
+
+def forget_terminal_key(digest: str) -> None:
+    _terminals.pop(digest, None)
 
 
 async def authenticate_terminal(key: str) -> Terminal | None:
@@ -201,3 +211,96 @@ async def authenticate_terminal(key: str) -> Terminal | None:
         await Terminal.filter(id=terminal.id).update(last_seen_at=now)
         terminal.last_seen_at = now
     return terminal
+
+
+async def live_terminal(actor: Actor) -> Terminal:
+    """The acting terminal read fresh: a key revoked in another worker stops here at once,
+    not when that worker's cache expires."""
+    if actor.role != Role.TERMINAL:
+        raise forbidden("Only a terminal does this")
+    terminal = await Terminal.get_or_none(id=actor.id)
+    if terminal is None or terminal.revoked_at is not None:
+        raise unauthenticated("Invalid or revoked terminal key")
+    return terminal
+
+
+async def _managed_terminal(actor: Actor, terminal_id: str, *, itself: bool) -> Terminal:
+    """A terminal the actor manages: its merchant's admin, an operator, or (`itself`) the
+    terminal. Others' terminals are reported as not found."""
+    terminal = (
+        await Terminal.get_or_none(id=terminal_id) if has_prefix(terminal_id, "trm") else None
+    )
+    if terminal is None:
+        raise errors.terminal_not_found()
+    allowed = actor.is_admin_of(terminal.merchant_id) or actor.role == Role.OPERATOR
+    if itself and actor.role == Role.TERMINAL and actor.id == terminal.id:
+        allowed = True
+    if not allowed:
+        raise errors.terminal_not_found()
+    return terminal
+
+
+async def rotate_terminal_key(actor: Actor, terminal_id: str) -> RegisteredTerminal:
+    """A new key, shown once; the old one stops working (see TERMINAL_CACHE_SECONDS)."""
+    terminal = await _managed_terminal(actor, terminal_id, itself=True)
+    if terminal.revoked_at is not None:
+        raise errors.terminal_revoked()
+    key = _new_key()
+    now = clock.now()
+    async with transaction() as conn:
+        # Conditional on the hash read above: of two concurrent rotations one wins.
+        changed = (
+            await Terminal.filter(
+                id=terminal.id, key_hash=terminal.key_hash, revoked_at__isnull=True
+            )
+            .using_db(conn)
+            .update(key_hash=token_hash(key), key_rotated_at=now)
+        )
+        if not changed:
+            raise errors.terminal_revoked()
+        await audit.record(conn, actor, "terminalKeyRotate", terminal.id)
+    forget_terminal_key(terminal.key_hash)
+    terminal.key_hash, terminal.key_rotated_at = token_hash(key), now
+    return RegisteredTerminal(terminal=terminal, key=key)
+
+
+async def revoke_terminal(actor: Actor, terminal_id: str) -> Terminal:
+    """The terminal's key stops working for good (a lost or stolen device)."""
+    terminal = await _managed_terminal(actor, terminal_id, itself=False)
+    if terminal.revoked_at is None:
+        now = clock.now()
+        async with transaction() as conn:
+            await (
+                Terminal.filter(id=terminal.id, revoked_at__isnull=True)
+                .using_db(conn)
+                .update(revoked_at=now)
+            )
+            await audit.record(conn, actor, "terminalRevoke", terminal.id)
+        terminal.revoked_at = now
+    forget_terminal_key(terminal.key_hash)
+    return terminal
+
+
+async def heartbeat(actor: Actor, app_version: str | None, reader_status: str | None) -> Terminal:
+    """The device says it is alive, which app it runs and how its readers are."""
+    terminal = await live_terminal(actor)
+    if (app_version and len(app_version) > 40) or (reader_status and len(reader_status) > 200):
+        raise errors.status_too_long()
+    now = clock.now()
+    await Terminal.filter(id=terminal.id).update(
+        last_seen_at=now, heartbeat_at=now, app_version=app_version, reader_status=reader_status
+    )
+    terminal.last_seen_at = terminal.heartbeat_at = now
+    terminal.app_version, terminal.reader_status = app_version, reader_status
+    return terminal
+
+
+async def list_terminals(actor: Actor, merchant_id: str, store_id: str | None) -> list[Terminal]:
+    """A merchant's terminals with their last-seen time (admins of the merchant, operators)."""
+    merchant = await get_merchant(merchant_id)
+    if not (actor.is_admin_of(merchant.id) or actor.role == Role.OPERATOR):
+        raise forbidden()
+    query = Terminal.filter(merchant_id=merchant.id)
+    if store_id is not None:
+        query = query.filter(store_id=store_id)
+    return await query.order_by("id").limit(500)

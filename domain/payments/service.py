@@ -29,6 +29,7 @@ from domain.merchants.service import get_merchant, get_store
 from domain.payments import errors
 from domain.payments.models import Payment, Refund, TopUp
 from domain.sql import fetch
+from domain.terminals import uid_guard
 
 TOP_UP_CHANNELS = ("CASH", "BANK_CARD", "BANK_TRANSFER", "WECHAT_PAY", "ALIPAY")
 
@@ -102,6 +103,7 @@ async def _resolve_card(
         card = await cards.card_by_uid(card_uid)
         if card is None:
             raise card_errors.card_not_found("cardUid")
+        await uid_guard.check_presented(card)  # UIDs are weak: DESFire proof, tap counter
         return card
     assert card_id is not None
     return await cards.card_for(actor, card_id)
@@ -138,13 +140,15 @@ async def pay(
             return existing
         raise
     request = {"storeId": store_id, "amount": amount, "cardId": card.id}
-    allowance = None
+    allowance = uid_allowance = None
     try:
         product = await check_card_at_store(
             card, store_merchant, action="pay (use sessionRedeem)", pin=pin, value=lambda _: amount
         )
         if payment_code is not None:  # the rulebook's daily limit of payments by code
             allowance = await codes.reserve_daily_amount(card, amount)
+        if card_uid is not None and not await _replayed_id(actor, idempotency_key, "pay", request):
+            uid_allowance = await uid_guard.admit(card, amount, pin)  # velocity, no-PIN amount
     except DomainError:
         # A retry of a payment that went through replays it, even if the card has since
         # been frozen or the PIN locked.
@@ -163,6 +167,7 @@ async def pay(
     except DomainError:
         if allowance is not None:
             await codes.release_daily_amount(allowance)
+        await uid_guard.release(uid_allowance)
         raise
 
 

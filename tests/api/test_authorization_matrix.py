@@ -355,8 +355,172 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         "query($id: ID!) { storeMerchantCode(storeId: $id) { payload } }",
         lambda s: {"id": s["store_id"]},
     ),
+    "terminalHeartbeat": (
+        frozenset({R.TERMINAL}),
+        "mutation($i: TerminalHeartbeatInput!) { terminalHeartbeat(input: $i) { terminal { id } errors { code } } }",
+        lambda s: {"i": {"appVersion": "matrix", "readerStatus": "OK"}},
+    ),
+    # The terminal role's key is shared by every case: rotate and revoke spare terminals.
+    "terminalKeyRotate": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR, R.TERMINAL}),
+        "mutation($i: TerminalIdInput!) { terminalKeyRotate(input: $i) { terminalKey errors { code } } }",
+        lambda s: {"i": {"terminalId": s["spare_terminal_id"]}},
+    ),
+    "terminalRevoke": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "mutation($i: TerminalIdInput!) { terminalRevoke(input: $i) { terminal { revoked } errors { code } } }",
+        lambda s: {"i": {"terminalId": s["revocable_terminal_id"]}},
+    ),
+    "terminals": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "query($id: ID!) { terminals(merchantId: $id) { id lastSeenAt } }",
+        lambda s: {"id": s["merchant_id"]},
+    ),
+    "terminalChargeCreate": (
+        frozenset({R.TERMINAL}),
+        "mutation($i: TerminalChargeCreateInput!) { terminalChargeCreate(input: $i) { terminalCharge { id } errors { code } } }",
+        lambda s: {"i": {"amount": 1, "idempotencyKey": key()}},
+    ),
+    "terminalChargeCancel": (
+        frozenset({R.TERMINAL, R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "mutation($i: TerminalChargeIdInput!) { terminalChargeCancel(input: $i) { terminalCharge { id } errors { code } } }",
+        lambda s: {"i": {"chargeId": s["charge_id"]}},
+    ),
+    "terminalChargeConfirmPin": (
+        frozenset({R.TERMINAL}),
+        "mutation($i: TerminalChargeConfirmPinInput!) { terminalChargeConfirmPin(input: $i) { terminalCharge { id } errors { code } } }",
+        lambda s: {"i": {"chargeId": s["charge_id"], "pin": "583920"}},
+    ),
+    "terminalCharge": (
+        frozenset({R.TERMINAL, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "query($id: ID!) { terminalCharge(id: $id) { id status } }",
+        lambda s: {"id": s["charge_id"]},
+    ),
+    "terminalChargeUpdated": (
+        frozenset({R.TERMINAL, R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
+        "subscription($id: ID!) { terminalChargeUpdated(chargeId: $id) { status } }",
+        lambda s: {"id": s["charge_id"]},
+    ),
+    "readerTap": (
+        frozenset({R.TERMINAL}),
+        "mutation($i: ReaderTapInput!) { readerTap(input: $i) { payment { id } errors { code } } }",
+        lambda s: {"i": {"uid": secrets.token_hex(7), "idempotencyKey": key()}},
+    ),
+    "readerDesfireAuthenticate": (
+        frozenset({R.TERMINAL}),
+        "mutation($i: ReaderDesfireAuthenticateInput!) { readerDesfireAuthenticate(input: $i) { authId errors { code } } }",
+        lambda s: {"i": {"uid": secrets.token_hex(7), "cardChallenge": secrets.token_hex(16)}},
+    ),
+    "cardProductTapPolicySet": (
+        frozenset({R.MERCHANT_ADMIN, R.OPERATOR}),
+        "mutation($i: CardProductTapPolicySetInput!) { cardProductTapPolicySet(input: $i) { tapPolicy { technology } errors { code } } }",
+        lambda s: {"i": {"productId": s["product_id"], "technology": "UID"}},
+    ),
+    "cardProductTapPolicy": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.TERMINAL, R.OPERATOR}),
+        "query($id: ID!) { cardProductTapPolicy(productId: $id) { technology tapsPerMinute } }",
+        lambda s: {"id": s["product_id"]},
+    ),
+    # Members and points (the consumer of the setup is a member of its merchant).
+    "membershipJoin": (
+        frozenset({R.CONSUMER}),
+        "mutation($i: MembershipJoinInput!) { membershipJoin(input: $i) { membership { id } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"]}},
+    ),
+    "memberProfileUpdate": (
+        frozenset({R.CONSUMER}),
+        "mutation($i: MemberProfileUpdateInput!) { memberProfileUpdate(input: $i) { memberProfile { nickname } errors { code } } }",
+        lambda s: {"i": {"nickname": "matrix"}},
+    ),
+    "loyaltyProgrammeUpdate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: LoyaltyProgrammeUpdateInput!) { loyaltyProgrammeUpdate(input: $i) { loyaltyProgramme { pendingDays } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "pendingDays": 7}},
+    ),
+    "tierCreate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: TierCreateInput!) { tierCreate(input: $i) { tier { id } errors { code } } }",
+        lambda s: {
+            "i": {"merchantId": s["merchant_id"], "name": "t", "rank": secrets.randbelow(999) + 2}
+        },
+    ),
+    "tierUpdate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: TierUpdateInput!) { tierUpdate(input: $i) { tier { id } errors { code } } }",
+        lambda s: {"i": {"tierId": s["tier_id"], "name": "银卡"}},
+    ),
+    "pointsRuleCreate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: PointsRuleCreateInput!) { pointsRuleCreate(input: $i) { pointsRule { id } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "name": "r", "pointsPerYuan": 1}},
+    ),
+    "pointsRuleUpdate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: PointsRuleUpdateInput!) { pointsRuleUpdate(input: $i) { pointsRule { id } errors { code } } }",
+        lambda s: {"i": {"ruleId": s["rule_id"], "pointsPerYuan": 1}},
+    ),
+    "rewardCreate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: RewardCreateInput!) { rewardCreate(input: $i) { reward { id } errors { code } } }",
+        lambda s: {"i": {"merchantId": s["merchant_id"], "name": "w", "pointsCost": 10}},
+    ),
+    "rewardUpdate": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: RewardUpdateInput!) { rewardUpdate(input: $i) { reward { id } errors { code } } }",
+        lambda s: {"i": {"rewardId": s["reward_id"], "name": "w2"}},
+    ),
+    "pointsAdjust": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: PointsAdjustInput!) { pointsAdjust(input: $i) { membership { id } errors { code } } }",
+        lambda s: {
+            "i": {
+                "membershipId": s["membership_id"],
+                "points": 1,
+                "reason": "r",
+                "idempotencyKey": key(),
+            }
+        },
+    ),
+    "memberTierAssign": (
+        frozenset({R.MERCHANT_ADMIN}),
+        "mutation($i: MemberTierAssignInput!) { memberTierAssign(input: $i) { membership { id } errors { code } } }",
+        lambda s: {
+            "i": {"membershipId": s["membership_id"], "tierId": s["tier_id"], "reason": "r"}
+        },
+    ),
+    "redeem": (
+        frozenset({R.CONSUMER}),
+        "mutation($i: RedeemInput!) { redeem(input: $i) { redemption { id } errors { code } } }",
+        lambda s: {"i": {"rewardId": s["reward_id"], "idempotencyKey": key()}},
+    ),
+    "myMemberships": (frozenset({R.CONSUMER}), "{ myMemberships { id points } }", lambda s: {}),
+    "myMemberProfile": (
+        frozenset({R.CONSUMER}),
+        "{ myMemberProfile { maskedPhone } }",
+        lambda s: {},
+    ),
+    "membership": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "query($id: ID!) { membership(id: $id) { id points } }",
+        lambda s: {"id": s["membership_id"]},
+    ),
+    "members": (
+        frozenset({R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "query($id: ID!) { members(merchantId: $id, first: 5) { edges { node { id } } } }",
+        lambda s: {"id": s["merchant_id"]},
+    ),
+    "loyaltyProgramme": (
+        frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF, R.OPERATOR}),
+        "query($id: ID!) { loyaltyProgramme(merchantId: $id) { pendingDays rewards { id } } }",
+        lambda s: {"id": s["merchant_id"]},
+    ),
+    "pointsChanged": (
+        frozenset({R.CONSUMER}),
+        "subscription($id: ID!) { pointsChanged(membershipId: $id) { points } }",
+        lambda s: {"id": s["membership_id"]},
+    ),
 }
-SUBSCRIPTIONS = {"viewerEvents", "balanceChanged"}
+SUBSCRIPTIONS = {"viewerEvents", "balanceChanged", "terminalChargeUpdated", "pointsChanged"}
 
 
 def schema_operations() -> dict[str, Any]:
@@ -443,9 +607,43 @@ async def principals(client, sms) -> dict[str, Any]:
         token=m.staff,
     )
     assert held["data"]["cardHold"]["errors"] == [], held
+    charged = await gql(
+        client,
+        MATRIX["terminalChargeCreate"][1],
+        MATRIX["terminalChargeCreate"][2]({}),
+        terminal_key=m.terminal_key,
+    )
+    assert charged["data"]["terminalChargeCreate"]["errors"] == [], charged
+    spares = []
+    for name in ("spare", "revocable"):
+        registered = await gql(
+            client,
+            MATRIX["terminalRegister"][1].replace("terminalKey", "terminal { id } terminalKey"),
+            {"i": {"storeId": m.store_id, "name": name}},
+            token=m.admin,
+        )
+        spares.append(registered["data"]["terminalRegister"]["terminal"]["id"])
+    loyalty = {}
+    for op, field, i in (
+        ("pointsRuleCreate", "pointsRule", {"name": "基础", "pointsPerYuan": 1}),
+        ("tierCreate", "tier", {"name": "普通", "rank": 1}),
+        ("rewardCreate", "reward", {"name": "礼品", "pointsCost": 10, "stock": 5}),
+    ):
+        made = await gql(
+            client, MATRIX[op][1], {"i": {"merchantId": m.merchant_id, **i}}, token=m.admin
+        )
+        assert made["data"][op]["errors"] == [], made
+        loyalty[field] = made["data"][op][field]["id"]
+    joined = await gql(
+        client, MATRIX["membershipJoin"][1], {"i": {"merchantId": m.merchant_id}}, token=consumer
+    )
     return {
         "setup": {
             "merchant_id": m.merchant_id,
+            "rule_id": loyalty["pointsRule"],
+            "tier_id": loyalty["tier"],
+            "reward_id": loyalty["reward"],
+            "membership_id": joined["data"]["membershipJoin"]["membership"]["id"],
             "store_id": m.store_id,
             "product_id": await make_product(client, m, "BEARER"),
             "card_id": card["id"],
@@ -454,6 +652,9 @@ async def principals(client, sms) -> dict[str, Any]:
             "hold_id": held["data"]["cardHold"]["hold"]["id"],
             "cancellation_id": cancel["data"]["cardCancelRequest"]["cancellation"]["id"],
             "top_up_id": topped["data"]["topUp"]["topUp"]["id"],
+            "charge_id": charged["data"]["terminalChargeCreate"]["terminalCharge"]["id"],
+            "spare_terminal_id": spares[0],
+            "revocable_terminal_id": spares[1],
         },
         "auth": {
             ANON: {},
