@@ -211,3 +211,9 @@ async def merchant_cancellations(
     if status:
         query = query.filter(status=status)
     return await query.order_by("-created_at").limit(200)
+
+
+async def bank_transfer_confirm(ctx: Context, top_up_id: str, amount: int, reference: str) -> TopUp:
+    return await topups.confirm_bank_transfer(
+        ctx.require_viewer(), top_up_id=top_up_id, amount=amount, bank_reference=reference
+    )

@@ -69,6 +69,17 @@ class TopUpPayRequest:
     alipay_order_string: str | None = strawberry.field(
         description="ALIPAY: the signed orderStr for the Alipay SDK (alipay.trade.app.pay)."
     )
+    bank_transfer: BankTransferInstructions | None = strawberry.field(
+        description="BANK_TRANSFER: where to send the money and the reference to quote."
+    )
+
+
+@strawberry.type(description="A transfer into the merchant's escrow account (资金存管).")
+class BankTransferInstructions:
+    custodian: str
+    account_last4: str
+    reference: str = strawberry.field(description="Quote it as the transfer's 附言.")
+    amount: Fen
 
 
 @strawberry.type(
@@ -106,6 +117,14 @@ class TopUp:
             channel=TopUpChannel(request.channel),
             wechat_app=WechatAppPayParams.of(request.wechat_app) if request.wechat_app else None,
             alipay_order_string=request.alipay_order_string,
+            bank_transfer=BankTransferInstructions(
+                custodian=request.bank_transfer.custodian,
+                account_last4=request.bank_transfer.account_last4,
+                reference=request.bank_transfer.reference,
+                amount=Fen(request.bank_transfer.amount),
+            )
+            if request.bank_transfer
+            else None,
         )
 
     @classmethod
@@ -256,8 +275,28 @@ class RefundPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class BankTransferConfirmInput:
+    top_up_id: strawberry.ID
+    amount: Fen = strawberry.field(description="What arrived in the escrow account.")
+    bank_reference: str = strawberry.field(description="The bank's transfer reference (流水号).")
+
+
 @strawberry.type
 class PaymentMutation:
+    @strawberry.mutation(
+        extensions=allow(R.CUSTODIAN),
+        description="The custodian bank confirms a bank transfer arrived: the top-up is credited"
+        " once.",
+    )
+    async def bank_transfer_confirm(
+        self, info: Info, input: BankTransferConfirmInput
+    ) -> TopUpPayload:
+        call = resolve.bank_transfer_confirm(
+            info.context, input.top_up_id, input.amount, input.bank_reference
+        )
+        return await mutate(info, TopUpPayload, call, lambda t: {"top_up": TopUp.from_model(t)})
+
     @strawberry.mutation(extensions=allow(R.CONSUMER, *STAFF, R.TERMINAL))
     async def top_up(self, info: Info, input: TopUpInput) -> TopUpPayload:
         data = {

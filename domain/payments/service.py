@@ -554,10 +554,8 @@ async def top_up(
     card = await cards.card_for(actor, card_id)
     request = {"cardId": card_id, "amount": amount, "channel": channel}
     try:
-        if channel == "BANK_TRANSFER" or (
-            channel in cards.COUNTER_CHANNELS and not cards.is_staff_for(actor, card.merchant_id)
-        ):
-            # Cash is taken at the counter; bank transfers arrive with the custodian banks.
+        if channel in cards.COUNTER_CHANNELS and not cards.is_staff_for(actor, card.merchant_id):
+            # Cash and bank cards are taken at the counter.
             raise errors.channel_unavailable()
         cards.ensure_usable(card)
     except DomainError:

@@ -28,13 +28,14 @@ import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from domain import clock, config
-from domain.actor import Actor
+from domain.actor import Actor, Role
 from domain.cards import service as cards
 from domain.cards.models import Card
 from domain.channels import alipay_orders, wechatpay_orders
 from domain.channels.errors import ChannelError, ErrorCode
 from domain.db import connection, db_now, transaction
-from domain.errors import DomainError
+from domain.errors import DomainError, forbidden, invalid_input
+from domain.escrow.models import EscrowAccount
 from domain.ids import new_id
 from domain.ledger import service as ledger
 from domain.ledger.models import IdempotencyKey
@@ -58,7 +59,7 @@ def channel_configured(channel: str) -> bool:
         return cfg.wechatpay is not None and cfg.wechatpay.ordering is not None
     if channel == "ALIPAY":
         return cfg.alipay is not None and cfg.alipay.ordering is not None
-    return False
+    return channel == "BANK_TRANSFER"  # offered where the merchant has an escrow account
 
 
 def provider_unavailable() -> DomainError:
@@ -72,11 +73,23 @@ def provider_unavailable() -> DomainError:
 
 @dataclass(frozen=True, slots=True)
 class PayRequest:
-    """What the app needs to pay a PENDING online top-up: one of the two is set."""
+    """What the payer needs to pay a PENDING top-up: one of these is set."""
 
     channel: str
     wechat_app: wechatpay_orders.AppPayParams | None = None
     alipay_order_string: str | None = None
+    bank_transfer: BankTransferInstructions | None = None
+
+
+@dataclass(frozen=True)
+class BankTransferInstructions:
+    """Where a bank transfer goes: the merchant's escrow account at its custodian bank, with
+    the top-up id as the transfer's reference (附言) so the custodian can match it."""
+
+    custodian: str
+    account_last4: str
+    reference: str
+    amount: int
 
 
 _NOT_IN_SUBJECT = re.compile(r"[/=&\s]+")
@@ -118,11 +131,13 @@ async def start(
         raise errors.channel_unavailable()
     product = await cards.cached_product(card.product_id)
     merchant = await get_merchant(card.merchant_id)
+    if channel == "BANK_TRANSFER" and not await EscrowAccount.exists(merchant_id=merchant.id):
+        raise errors.channel_unavailable()
     book = rules.for_region(merchant.region_code)
     if amount >= book.real_name_single_purchase and not (card.kind == "NAMED" and card.holder_id):
         raise rules.real_name_required(book.real_name_single_purchase)
     sessions = cards.sessions_for(product, amount) if card.kind == "SESSION" else None
-    rules.check_purchase(book, merchant.industry, amount, sessions)
+    rules.check_purchase(book, merchant.industry, amount, sessions, channel=channel)
     request = {"cardId": card.id, "amount": amount, "channel": channel}
     top_up_id = new_id("top")
     async with transaction() as conn:
@@ -153,7 +168,12 @@ async def start(
                 status="PENDING",
                 actor_id=actor.id,
                 created_at=now,
-                expires_at=now + timedelta(seconds=config.get().top_up_ttl),
+                expires_at=now
+                + timedelta(
+                    seconds=BANK_TRANSFER_TTL
+                    if channel == "BANK_TRANSFER"
+                    else config.get().top_up_ttl
+                ),
             )
     # Committed: the out_trade_no is now fixed, whatever happens at the provider.
     return await _place_order(actor, idempotency_key, top_up)
@@ -235,11 +255,24 @@ async def pay_request(top_up: TopUp) -> PayRequest | None:
     WeChat Pay top-up whose order was never placed. Signed afresh on each call (a new timestamp
     and nonce); the order behind them, the out_trade_no and amount, stays the same.
     """
-    if top_up.channel not in ONLINE_CHANNELS or top_up.status != "PENDING":
+    if top_up.channel not in (*ONLINE_CHANNELS, "BANK_TRANSFER") or top_up.status != "PENDING":
         return None
     now = clock.now()
     if top_up.expires_at is None or _aware(top_up.expires_at) <= now:
         return None
+    if top_up.channel == "BANK_TRANSFER":
+        account = await EscrowAccount.get_or_none(merchant_id=top_up.merchant_id)
+        if account is None:
+            return None
+        return PayRequest(
+            channel=top_up.channel,
+            bank_transfer=BankTransferInstructions(
+                custodian=account.custodian,
+                account_last4=account.bank_account_last4,
+                reference=top_up.id,
+                amount=top_up.amount,
+            ),
+        )
     cfg = config.get()
     if top_up.channel == "WECHAT_PAY":
         wx = cfg.wechatpay
@@ -363,6 +396,44 @@ def _check_matches(top_up: TopUp | None, channel: str, amount: int, out_trade_no
             notified=amount,
         )
         raise ChannelError(ErrorCode.AMOUNT_INVALID, "amount does not match the order")
+
+
+BANK_TRANSFER_TTL = 3 * 24 * 3600  # a bank transfer may take a few working days to arrive
+
+
+async def confirm_bank_transfer(
+    actor: Actor, *, top_up_id: str, amount: int, bank_reference: str
+) -> TopUp:
+    """The custodian bank saw the transfer arrive in the merchant's escrow account: credit the
+    top-up, once (a second confirmation of the same transfer changes nothing)."""
+    from domain.escrow import service as escrow
+
+    if actor.role != Role.CUSTODIAN:
+        raise forbidden("Bank transfers are confirmed by the custodian bank")
+    bank_reference = bank_reference.strip()
+    if not 0 < len(bank_reference) <= 64:
+        raise invalid_input(
+            "bankReference", "请填写银行流水号", "Give the bank's transfer reference"
+        )
+    found = await TopUp.get_or_none(id=top_up_id) if top_up_id.startswith("top") else None
+    if found is None or found.channel != "BANK_TRANSFER":
+        raise DomainError("NOT_FOUND", "充值不存在", "Top-up not found", "topUpId")
+    await escrow.account_for(actor, found.merchant_id)  # NOT_FOUND unless it is our merchant
+    try:
+        await provider_paid(
+            channel="BANK_TRANSFER",
+            out_trade_no=found.id,
+            provider_trade_no=bank_reference,
+            amount=amount,
+        )
+    except ChannelError as exc:
+        raise DomainError(
+            "AMOUNT_MISMATCH",
+            "到账金额与充值金额不符",
+            "The amount received differs from the top-up",
+            "amount",
+        ) from exc
+    return await TopUp.get(id=found.id)
 
 
 async def expire_due(limit: int = 1000) -> int:

@@ -171,9 +171,11 @@ def bank_transfer_required(threshold: int) -> DomainError:
     )
 
 
-def check_purchase(book: Rulebook, industry: str, amount: int, sessions: int | None) -> None:
+def check_purchase(
+    book: Rulebook, industry: str, amount: int, sessions: int | None, channel: str | None = None
+) -> None:
     """The rulebook's limits on one purchase of prepaid value (sale or top-up)."""
-    if amount >= book.bank_transfer_only_personal:
+    if amount >= book.bank_transfer_only_personal and channel != "BANK_TRANSFER":
         raise bank_transfer_required(book.bank_transfer_only_personal)
     limits = book.limits_for(industry)
     if limits.max_single_purchase is not None and amount > limits.max_single_purchase:

@@ -222,6 +222,11 @@ MATRIX: dict[str, tuple[frozenset[Role] | None, str, Vars]] = {
         lambda s: {"id": s["card_id"]},
     ),
     "myCards": (frozenset({R.CONSUMER}), "{ myCards { id } }", lambda s: {}),
+    "bankTransferConfirm": (
+        frozenset({R.CUSTODIAN}),
+        "mutation($i: BankTransferConfirmInput!) { bankTransferConfirm(input: $i) { topUp { id } errors { code } } }",
+        lambda s: {"i": {"topUpId": s["top_up_id"], "amount": 1, "bankReference": "BR1"}},
+    ),
     "cardCancelRequest": (
         frozenset({R.CONSUMER, R.MERCHANT_ADMIN, R.MERCHANT_STAFF}),
         "mutation($i: CardCancelRequestInput!) { cardCancelRequest(input: $i) { cancellation { id } errors { code } } }",
