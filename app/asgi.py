@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -13,14 +14,17 @@ from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from tortoise import connections
 
 from app.broker import Broker, RedisBroker, make_broker
@@ -41,16 +45,91 @@ from schema.root import build_schema
 
 log = structlog.get_logger("yikatong.app")
 
+# Where RequestContextMiddleware leaves the request id for the context (cheaper than asking
+# structlog for all its context variables).
+REQUEST_ID_KEY = "yikatong.request_id"
+_POST_OPERATIONS = OperationType.from_http("POST")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class SubResponse(Response):
+    """What a resolver may set on the response (headers, cookies, status, background), without
+    building a body or default headers it will never send."""
+
+    def __init__(self) -> None:
+        self.status_code = None  # type: ignore[assignment]
+        self.background = None
+        self.body = b""
+        self.raw_headers = []
+
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context and websocket authentication."""
+    """Strawberry's ASGI view with our context and websocket authentication.
+
+    A plain JSON POST (the request every client sends) takes a shorter path through the same
+    steps as strawberry's view: parse the body, build the context, `schema.execute` with the
+    operation types POST allows, the same 400s, `process_result`, one JSON response. Anything
+    else (GET, GraphiQL, websockets, multipart, streaming `Accept`, batches, bodies strawberry
+    rejects) goes through strawberry's view unchanged.
+    """
 
     def __init__(self, *args: Any, state: AppState, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.state = state
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _plain_json(scope):
+            await super().__call__(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        data = _request_object(body)
+        if data is None:
+            await super().__call__(scope, _replay(body, receive), send)
+            return
+        request = Request(scope, receive)
+        sub_response = SubResponse()
+        context = await self.get_context(request, response=sub_response)
+        try:
+            result = await self.schema.execute(
+                data.get("query"),
+                variable_values=data.get("variables"),
+                context_value=context,
+                operation_name=data.get("operationName"),
+                allowed_operation_types=_POST_OPERATIONS,
+                operation_extensions=data.get("extensions"),
+            )
+        except CannotGetOperationTypeError as e:
+            await _plain(400, e.as_http_error_reason(), scope, receive, send)
+            return
+        except InvalidOperationTypeError as e:
+            await _plain(400, e.as_http_error_reason("POST"), scope, receive, send)
+            return
+        except MissingQueryError:
+            await _plain(400, "No GraphQL query found in the request", scope, receive, send)
+            return
+        assert isinstance(result, ExecutionResult)
+        response_data = await self.process_result(request, result)
+        if result.errors:
+            self._handle_errors(result.errors, response_data)
+        payload = self.encode_json(response_data)
+        headers = [(b"content-length", str(len(payload)).encode()), *_JSON_HEADERS]
+        headers.extend(sub_response.raw_headers)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": sub_response.status_code or 200,
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        if sub_response.background is not None:
+            await sub_response.background()
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        return SubResponse()
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        request_id = structlog.contextvars.get_contextvars().get("request_id") or new_request_id(
+        request_id = request.scope.get(REQUEST_ID_KEY) or new_request_id(
             request.headers.get("x-request-id")
         )
         ctx = Context(
@@ -91,6 +170,63 @@ class GraphQLApp(GraphQL[Context, None]):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": error})
         context.viewer = viewer
         return None
+
+
+def _plain_json(scope: Scope) -> bool:
+    """A JSON body and no streaming transport asked for in `Accept`."""
+    content_type = b""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"accept" and (b"multipart" in value or b"event-stream" in value):
+            return False
+    return content_type.partition(b";")[0].strip() == b"application/json"
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _request_object(body: bytes) -> dict[str, Any] | None:
+    """The request when it is one operation strawberry would accept as it is, else None."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        type(data) is not dict
+        or not isinstance(data.get("query"), str | None)
+        or not isinstance(data.get("variables"), dict | None)
+        or not isinstance(data.get("extensions"), dict | None)
+    ):
+        return None
+    return data
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read already, then the connection's own messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _plain(status: int, text: str, scope: Scope, receive: Receive, send: Send) -> None:
+    # What strawberry's view answers for an HTTPException.
+    await PlainTextResponse(text, status_code=status)(scope, receive, send)
 
 
 class AppState:
@@ -142,7 +278,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = new_request_id(headers.get(b"x-request-id", b"").decode("latin-1") or None)
+        sent_id = headers.get(b"x-request-id")
+        request_id = new_request_id(sent_id.decode("latin-1")) if sent_id else os.urandom(16).hex()
+        scope[REQUEST_ID_KEY] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         if scope["type"] == "websocket":

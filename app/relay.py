@@ -14,9 +14,17 @@ log = structlog.get_logger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, broker: Broker, idle_poll_seconds: float = 1.0) -> None:
+    """One task per process. A commit that wrote an event kicks it at once (subscribers hear a
+    change as soon as it is committed); under load the commits made while a batch is in flight
+    go out together in the next one. It also polls every `idle_poll_seconds` for rows nobody
+    kicked it for (another process, a crash)."""
+
+    def __init__(
+        self, broker: Broker, idle_poll_seconds: float = 1.0, batch_size: int = 200
+    ) -> None:
         self.broker = broker
         self.idle_poll_seconds = idle_poll_seconds
+        self.batch_size = batch_size
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -43,9 +51,13 @@ class OutboxRelay:
         self._task = None
 
     async def drain(self) -> int:
+        """Publish until a batch comes back short: whatever commits after that kicks again."""
         total = 0
-        while not self._stopping and (n := await relay_batch(self.broker.publish_many)):
+        while not self._stopping:
+            n = await relay_batch(self.broker.publish_many, self.batch_size)
             total += n
+            if n < self.batch_size:
+                break
         return total
 
     async def _run(self) -> None:
@@ -58,5 +70,6 @@ class OutboxRelay:
             except Exception:  # database or broker blip: retry after the poll interval
                 log.exception("outbox relay failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
+                async with asyncio.timeout(self.idle_poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()

@@ -1,9 +1,10 @@
 """End-to-end `pay` throughput and latency against PostgreSQL, with the raw SQL floor.
 
-    python bench/payments.py [--clients 32] [--seconds 10] [--repeat 3] [--write]
+    python bench/payments.py [--clients 32] [--seconds 10] [--repeat 3] [--workers 2] [--write]
 
 Sets up a fresh database (dropped afterwards), seeds merchants, stores, terminals and cards
-through the domain services, serves the API with uvicorn in a subprocess, and drives `pay`
+through the domain services, serves the API with `yikatong serve --workers N` in a subprocess
+(uvicorn, N worker processes sharing the port; the table says how many), and drives `pay`
 mutations over HTTP/1.1 keep-alive from N concurrent connections (variables, terminal keys,
 a fresh idempotency key per request). Two traffic shapes: spread over many merchants and cards,
 and every payment to one merchant. Then the floor: the same ledger function (`yk_pay`) called
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -101,6 +104,7 @@ async def seed(database_url: str, merchants: int, cards_per: int, hot_cards: int
                     initial_load=500_000,
                     card_uid=None,
                     idempotency_key=secrets.token_hex(8),
+                    store_id=store.id,
                 )
                 ids.append(card.id)
             targets.append(Target(store.id, term.key, m.id, ids))
@@ -215,6 +219,22 @@ async def drive_raw(
     return summarize(latencies, time.perf_counter() - started, errors)
 
 
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (uvicorn's supervisor and its workers), then
+    SIGKILL if it is still there after 10 s: no worker outlives the run."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        try:
+            server.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # A worker whose supervisor died first is still in the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+
+
 def summarize(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
     latencies.sort()
     n = len(latencies)
@@ -243,6 +263,7 @@ async def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--merchants", type=int, default=20)
     parser.add_argument("--cards", type=int, default=50, help="cards per spread merchant")
     parser.add_argument("--hot-cards", type=int, default=500, help="cards of the hot merchant")
@@ -283,11 +304,21 @@ async def main() -> int:
         )
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the workers stop with it
         )
         for _ in range(100):
             try:
@@ -295,7 +326,8 @@ async def main() -> int:
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        await drive_http(port, targets, 4, 1)  # warm up caches and connections
+        # Warm up caches and connections (every worker's: connections land on all of them).
+        await drive_http(port, targets, 4 * args.workers, 1)
         shapes = {"spread": targets[1:], "one merchant": targets[:1]}
         results: dict[str, list[dict[str, float]]] = {}
         for label, shape in shapes.items():
@@ -313,15 +345,15 @@ async def main() -> int:
                 )
     finally:
         if server is not None:
-            server.kill()
-            server.wait()
+            stop(server)
         conn = await asyncpg.connect(admin_dsn)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
 
     lines = [
         f"### payments, {dt.date.today()}: {args.clients} clients, {args.seconds:.0f}s x "
-        f"{args.repeat} runs, PostgreSQL + Redis on the same 2-core box (min / median / max)",
+        f"{args.repeat} runs, {args.workers} uvicorn worker{'s' if args.workers > 1 else ''}, "
+        f"PostgreSQL + Redis on the same {os.cpu_count()}-core box (min / median / max)",
         "",
         "| what | payments/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|",

@@ -16,7 +16,7 @@ from domain.cards import errors
 from domain.cards.models import Card, CardActivity, CardProduct
 from domain.cards.numbers import new_card_number, normalize_uid, uid_hash
 from domain.counter import service as counter
-from domain.db import transaction
+from domain.db import connection, transaction
 from domain.errors import forbidden, invalid_input
 from domain.escrow import service as escrow
 from domain.identity.models import User
@@ -27,6 +27,7 @@ from domain.merchants.models import Merchant
 from domain.merchants.service import get_merchant
 from domain.outbox import service as outbox
 from domain.rules import service as rules
+from domain.sql import fetch
 
 KINDS = ("NAMED", "BEARER", "GIFT", "SESSION")
 COUNTER_CHANNELS = ("CASH", "BANK_CARD")  # how money is taken at the counter desk
@@ -206,10 +207,16 @@ async def cached_product(product_id: str) -> CardProduct:
 
 
 async def get_card(card_id: str, field: str = "cardId") -> Card:
-    card = await Card.get_or_none(id=card_id) if has_prefix(card_id, "card") else None
-    if card is None:
+    # One prepared statement: every payment reads its card, and the ORM's query building
+    # cost a fifth of the server's time per payment.
+    rows = (
+        await fetch(connection(), "SELECT * FROM cards WHERE id = $1", card_id)
+        if has_prefix(card_id, "card")
+        else []
+    )
+    if not rows:
         raise errors.card_not_found(field)
-    return card
+    return Card._init_from_db(**rows[0])
 
 
 async def card_for(actor: Actor, card_id: str, field: str = "cardId") -> Card:
