@@ -31,6 +31,7 @@ from domain.payments.service import (
     presented_card,
     spend_postings,
     split_spend,
+    take_allowances,
 )
 
 DEFAULT_TTL = timedelta(days=7)
@@ -92,6 +93,14 @@ async def hold(
         product = await check_card_at_store(
             card, store_merchant, action="a hold", pin=pin, value=lambda _: amount
         )
+        retried = card_uid is not None and bool(
+            await ledger.find_idempotent_result(
+                connection(), scope=actor.id, key=idempotency_key, operation="hold", request=request
+            )
+        )
+        taken = await take_allowances(
+            card, amount, pin, payment_code=payment_code, card_uid=card_uid, replay=retried
+        )
     except DomainError:
         done = await ledger.find_idempotent_result(
             connection(), scope=actor.id, key=idempotency_key, operation="hold", request=request
@@ -102,54 +111,58 @@ async def hold(
     hold_id = new_id("hld")
     principal_acc = ledger.account_id(card.id, ledger.CARD_PRINCIPAL)
     bonus_acc = ledger.account_id(card.id, ledger.CARD_BONUS)
-    async with transaction() as conn:
-        replay = await ledger.claim_idempotency_key(
-            conn,
-            scope=actor.id,
-            key=idempotency_key,
-            operation="hold",
-            request=request,
-            result_id=hold_id,
-        )
-        if replay is not None:
-            return await Hold.filter(id=replay).using_db(conn).get()
-        now = await db_now(conn)
-        bal = await ledger.lock_balances(conn, [bonus_acc, principal_acc])
-        debits, from_principal, from_bonus = spend_postings(
-            bal, card.id, amount, product.bonus_first
-        )
-        await ledger.open_accounts(conn, [ledger.hold_account(hold_id)])
-        postings = [(ledger.hold_account(hold_id).ids()[0], amount), *debits]
-        posted = await ledger.post(
-            conn, kind="HOLD", asset=ledger.FEN, postings=postings, reference=hold_id
-        )
-        result = await Hold.create(
-            using_db=conn,
-            id=hold_id,
-            card_id=card.id,
-            merchant_id=card.merchant_id,
-            store_id=store_id,
-            amount=amount,
-            principal_amount=from_principal,
-            bonus_amount=from_bonus,
-            status=PENDING,
-            reference=reference,
-            expires_at=now + ttl,
-            transfer_id=posted.transfer_id,
-            actor_id=actor.id,
-            created_at=now,
-        )
-        await cards.record_activity(
-            conn,
-            card_id=card.id,
-            transfer_id=posted.transfer_id,
-            kind="HOLD",
-            delta=-amount,
-            balance_after=bal.get(principal_acc, 0) + bal.get(bonus_acc, 0) - amount,
-            store_id=store_id,
-            reference=hold_id,
-            reason="HOLD",
-        )
+    try:
+        async with transaction() as conn:
+            replay = await ledger.claim_idempotency_key(
+                conn,
+                scope=actor.id,
+                key=idempotency_key,
+                operation="hold",
+                request=request,
+                result_id=hold_id,
+            )
+            if replay is not None:
+                return await Hold.filter(id=replay).using_db(conn).get()
+            now = await db_now(conn)
+            bal = await ledger.lock_balances(conn, [bonus_acc, principal_acc])
+            debits, from_principal, from_bonus = spend_postings(
+                bal, card.id, amount, product.bonus_first
+            )
+            await ledger.open_accounts(conn, [ledger.hold_account(hold_id)])
+            postings = [(ledger.hold_account(hold_id).ids()[0], amount), *debits]
+            posted = await ledger.post(
+                conn, kind="HOLD", asset=ledger.FEN, postings=postings, reference=hold_id
+            )
+            result = await Hold.create(
+                using_db=conn,
+                id=hold_id,
+                card_id=card.id,
+                merchant_id=card.merchant_id,
+                store_id=store_id,
+                amount=amount,
+                principal_amount=from_principal,
+                bonus_amount=from_bonus,
+                status=PENDING,
+                reference=reference,
+                expires_at=now + ttl,
+                transfer_id=posted.transfer_id,
+                actor_id=actor.id,
+                created_at=now,
+            )
+            await cards.record_activity(
+                conn,
+                card_id=card.id,
+                transfer_id=posted.transfer_id,
+                kind="HOLD",
+                delta=-amount,
+                balance_after=bal.get(principal_acc, 0) + bal.get(bonus_acc, 0) - amount,
+                store_id=store_id,
+                reference=hold_id,
+                reason="HOLD",
+            )
+    except DomainError:
+        await taken.give_back()  # nothing was held: the day's allowances are free again
+        raise
     return result
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -140,15 +142,19 @@ async def pay(
             return existing
         raise
     request = {"storeId": store_id, "amount": amount, "cardId": card.id}
-    allowance = uid_allowance = None
     try:
         product = await check_card_at_store(
             card, store_merchant, action="pay (use sessionRedeem)", pin=pin, value=lambda _: amount
         )
-        if payment_code is not None:  # the rulebook's daily limit of payments by code
-            allowance = await codes.reserve_daily_amount(card, amount)
-        if card_uid is not None and not await _replayed_id(actor, idempotency_key, "pay", request):
-            uid_allowance = await uid_guard.admit(card, amount, pin)  # velocity, no-PIN amount
+        taken = await take_allowances(
+            card,
+            amount,
+            pin,
+            payment_code=payment_code,
+            card_uid=card_uid,
+            replay=card_uid is not None
+            and bool(await _replayed_id(actor, idempotency_key, "pay", request)),
+        )
     except DomainError:
         # A retry of a payment that went through replays it, even if the card has since
         # been frozen or the PIN locked.
@@ -165,10 +171,45 @@ async def pay(
             actor, card, store_id, amount, idempotency_key, request, product.bonus_first
         )
     except DomainError:
-        if allowance is not None:
-            await codes.release_daily_amount(allowance)
-        await uid_guard.release(uid_allowance)
+        await taken.give_back()
         raise
+
+
+@dataclass
+class Allowances:
+    """What a charge took from the daily limits of how its card was presented."""
+
+    code: Any = None
+    uid: Any = None
+
+    async def give_back(self) -> None:
+        """The charge did not go through: its amount is free again."""
+        if self.code is not None:
+            await codes.release_daily_amount(self.code)
+        await uid_guard.release(self.uid)
+
+
+async def take_allowances(
+    card: Card,
+    amount: int,
+    pin: str | None,
+    *,
+    payment_code: str | None,
+    card_uid: str | None,
+    replay: bool,
+) -> Allowances:
+    """The rulebook's daily limit for payment codes, and the velocity and no-PIN limits of
+    weak UID cards, for a charge presented that way (not again for the retry of one)."""
+    taken = Allowances()
+    if payment_code is not None:
+        taken.code = await codes.reserve_daily_amount(card, amount)
+    if card_uid is not None and not replay:
+        try:
+            taken.uid = await uid_guard.admit(card, amount, pin)
+        except DomainError:
+            await taken.give_back()
+            raise
+    return taken
 
 
 async def presented_card(

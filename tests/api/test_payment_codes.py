@@ -435,3 +435,52 @@ async def test_holds_and_session_redemptions_by_code_replay_on_retry(client, sms
         assert body["data"]["sessionRedeem"]["errors"] == [], body
         paid.append(body["data"]["sessionRedeem"]["payment"])
     assert paid[0]["id"] == paid[1]["id"] and paid[1]["card"]["sessions"] == 9
+
+
+async def test_holds_by_code_count_toward_the_daily_limit(client, sms):
+    from tests.api.test_holds import HOLD
+
+    m = await make_merchant(client)  # Beijing: 1000 yuan a day by code
+    token, card = await holder_with_card(client, sms, m, load=300_000)
+
+    async def hold_by_code(amount):
+        code = (await new_code(client, token, card["id"]))["code"]
+        body = await gql(
+            client,
+            HOLD,
+            {
+                "i": {
+                    "storeId": m.store_id,
+                    "amount": amount,
+                    "paymentCode": code,
+                    "idempotencyKey": key(),
+                }
+            },
+            terminal_key=m.terminal_key,
+        )
+        return body["data"]["cardHold"]
+
+    assert (await hold_by_code(70_000))["errors"] == []
+    assert codes(await hold_by_code(30_001)) == ["PAYMENT_CODE_DAILY_LIMIT"]
+    assert codes(
+        await pay_code(client, m, (await new_code(client, token, card["id"]))["code"], 30_001)
+    ) == ["PAYMENT_CODE_DAILY_LIMIT"]
+    assert (await PaymentCodeDailyTotal.get(card_id=card["id"])).amount == 70_000
+    # A hold the ledger refuses gives its share of the day back.
+    token2, poor = await holder_with_card(client, sms, m, load=1000)
+    code = (await new_code(client, token2, poor["id"]))["code"]
+    refused = await gql(
+        client,
+        HOLD,
+        {
+            "i": {
+                "storeId": m.store_id,
+                "amount": 5000,
+                "paymentCode": code,
+                "idempotencyKey": key(),
+            }
+        },
+        terminal_key=m.terminal_key,
+    )
+    assert codes(refused["data"]["cardHold"]) == ["INSUFFICIENT_FUNDS"]
+    assert (await PaymentCodeDailyTotal.get(card_id=poor["id"])).amount == 0

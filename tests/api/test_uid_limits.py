@@ -287,3 +287,37 @@ async def test_without_a_key_store_desfire_is_off(client):
         assert errors[0]["code"] == "DESFIRE_NOT_CONFIGURED"
     finally:
         keystore.reset()
+
+
+async def test_holds_by_uid_follow_the_same_no_pin_allowance(client):
+    from tests.api.test_holds import HOLD
+
+    m = await make_merchant(client)
+    product = await make_product(client, m)
+    await set_policy(
+        client, m, product, technology="UID", tapsPerMinute=100, dailyAmountWithoutPin=1000
+    )
+    card, uid = await uid_card(client, m, load=5000, product_id=product)
+    await set_pin(client, m, card["id"])
+
+    async def hold_uid(amount: int, **extra) -> dict:
+        body = await gql(
+            client,
+            HOLD,
+            {
+                "i": {
+                    "storeId": m.store_id,
+                    "cardUid": uid,
+                    "amount": amount,
+                    "idempotencyKey": key(),
+                    **extra,
+                }
+            },
+            token=m.staff,
+        )
+        return body["data"]["cardHold"]
+
+    assert (await hold_uid(800))["errors"] == []
+    assert (await hold_uid(300))["errors"][0]["code"] == "UID_PIN_REQUIRED"
+    assert (await pay_uid(client, m, uid, 300))["errors"][0]["code"] == "UID_PIN_REQUIRED"
+    assert (await hold_uid(300, pin=PIN))["errors"] == []
