@@ -484,3 +484,37 @@ async def test_holds_by_code_count_toward_the_daily_limit(client, sms):
     )
     assert codes(refused["data"]["cardHold"]) == ["INSUFFICIENT_FUNDS"]
     assert (await PaymentCodeDailyTotal.get(card_id=poor["id"])).amount == 0
+
+
+async def test_session_redemptions_by_code_count_their_price_toward_the_daily_limit(client, sms):
+    from tests.api.test_session_cards import REDEEM
+
+    m = await make_merchant(client)  # Beijing: 1000 yuan a day by code
+    phone = "136" + f"{secrets.randbelow(10**8):08d}"
+    holder = await consumer_token(client, sms, phone)
+    product = await make_product(client, m, "SESSION", sessionCount=10, sessionPrice=90_000)
+    card = await make_card(
+        client, m, product_id=product, kind="SESSION", load=90_000, holder_phone=phone
+    )
+
+    async def redeem_by_code(n):
+        code = (await new_code(client, holder, card["id"]))["code"]
+        body = await gql(
+            client,
+            REDEEM,
+            {
+                "i": {
+                    "storeId": m.store_id,
+                    "paymentCode": code,
+                    "sessions": n,
+                    "idempotencyKey": key(),
+                }
+            },
+            terminal_key=m.terminal_key,
+        )
+        return body["data"]["sessionRedeem"]
+
+    assert (await redeem_by_code(10))["errors"] == []  # 900 yuan of sessions
+    assert (await PaymentCodeDailyTotal.get(card_id=card["id"])).amount == 90_000
+    assert codes(await redeem_by_code(1)) == ["INSUFFICIENT_SESSIONS"]
+    assert (await PaymentCodeDailyTotal.get(card_id=card["id"])).amount == 90_000
