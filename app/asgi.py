@@ -256,6 +256,7 @@ class AppState:
                 otp_max_attempts=s.otp_max_attempts,
                 otp_per_phone_per_hour=s.otp_per_phone_per_hour,
                 otp_per_ip_per_hour=s.otp_per_ip_per_hour,
+                otp_verifications_per_ip_per_hour=s.otp_verifications_per_ip_per_hour,
                 rate_limiter=self.rate_limiter,
                 sms=self.sms,
                 events=self.relay,

@@ -41,6 +41,7 @@ class Settings:
     otp_max_attempts: int = 5
     otp_per_phone_per_hour: int = 5
     otp_per_ip_per_hour: int = 30
+    otp_verifications_per_ip_per_hour: int = 60
     cors_origins: tuple[str, ...] = ()
     max_query_depth: int = 12
     max_query_tokens: int = 2000
@@ -128,6 +129,7 @@ def load_settings() -> Settings:
         otp_ttl=_int("YIKATONG_OTP_TTL", 300),
         otp_per_phone_per_hour=_int("YIKATONG_OTP_PER_PHONE_PER_HOUR", 5),
         otp_per_ip_per_hour=_int("YIKATONG_OTP_PER_IP_PER_HOUR", 30),
+        otp_verifications_per_ip_per_hour=_int("YIKATONG_OTP_VERIFY_PER_IP_PER_HOUR", 60),
         cors_origins=cors,
         redis_prefix=os.environ.get("YIKATONG_REDIS_PREFIX", "yikatong:"),
         max_query_depth=_int("YIKATONG_MAX_QUERY_DEPTH", 12),

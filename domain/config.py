@@ -38,6 +38,7 @@ class DomainConfig:
     rate_limiter: RateLimiter
     sms: SmsSender
     events: EventPublisher | None = None
+    otp_verifications_per_ip_per_hour: int = 60
     # Payment providers: notification settings, plus `ordering` when top-ups can be started.
     wechatpay: WechatPayMerchantConfig | None = None
     alipay: AlipayMerchantConfig | None = None

@@ -356,6 +356,7 @@ def settings(
         secret_key="test-secret-" + "x" * 40,
         data_dir=tmp_path_factory.mktemp("data"),
         otp_per_ip_per_hour=10_000,
+        otp_verifications_per_ip_per_hour=10_000,  # every test logs consumers in from one IP
         log_json=True,
         log_level="WARNING",
     )

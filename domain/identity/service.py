@@ -162,7 +162,9 @@ async def login_with_otp(phone: str, code: str, origin: Origin) -> Tokens:
     if normalized is None:
         raise errors.invalid_phone()
     # Guessing across many phones from one address is stopped here; per code by `attempts`.
-    if origin.ip and not await cfg.rate_limiter.hit(f"otp-verify:ip:{origin.ip}", 60, 3600):
+    if origin.ip and not await cfg.rate_limiter.hit(
+        f"otp-verify:ip:{origin.ip}", cfg.otp_verifications_per_ip_per_hour, 3600
+    ):
         raise errors.rate_limited()
     challenge = (
         await OtpChallenge.filter(phone=normalized, consumed_at__isnull=True)
