@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
@@ -18,8 +18,6 @@ from domain.codes.models import PaymentCodeDailyTotal, PaymentCodeFailure
 from domain.ids import new_id
 from domain.merchants.service import get_merchant
 from domain.rules import service as rules
-
-CHINA = timezone(timedelta(hours=8), "CST")  # no daylight saving: a fixed offset is exact
 
 
 def actor_scope(actor: Actor) -> str:
@@ -76,10 +74,6 @@ async def _region(merchant_id: str) -> str:
     return region
 
 
-def china_day() -> str:
-    return clock.now().astimezone(CHINA).strftime("%Y%m%d")
-
-
 async def reserve_daily_amount(card: Card, amount: int) -> Reservation:
     """Take `amount` from the card's allowance for code payments today, or refuse.
 
@@ -89,7 +83,7 @@ async def reserve_daily_amount(card: Card, amount: int) -> Reservation:
     limit = rules.for_region(await _region(card.merchant_id)).payment_code_daily_limit
     if amount > limit:
         raise errors.daily_limit_exceeded(limit)
-    day = china_day()
+    day = clock.beijing_day().replace("-", "")  # YYYYMMDD, as the day column holds
     row_id = f"{card.id}:{day}"
     if not await PaymentCodeDailyTotal.exists(id=row_id):
         try:

@@ -18,10 +18,6 @@ def refund_exceeds_payment() -> DomainError:
     )
 
 
-def code_invalid() -> DomainError:
-    return DomainError("CODE_INVALID", "付款码无效", "Invalid payment code", "paymentCode")
-
-
 def one_card_source() -> DomainError:
     return DomainError(
         "INVALID_INPUT",

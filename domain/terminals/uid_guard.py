@@ -27,7 +27,6 @@ from domain.actor import Actor, Role
 from domain.audit import service as audit
 from domain.cards import service as cards
 from domain.cards.models import Card
-from domain.codes.limits import china_day
 from domain.db import transaction
 from domain.errors import forbidden, invalid_input
 from domain.terminals import errors
@@ -211,7 +210,7 @@ async def admit(card: Card, amount: int, pin: str | None) -> Allowance | None:
         return None
     if not within_rate or amount > policy.daily_amount_without_pin:
         raise errors.uid_pin_required()
-    day = china_day()
+    day = clock.beijing_day().replace("-", "")  # YYYYMMDD, as the day column holds
     row_id = f"{card.id}:{day}"
     if not await UidDailyTotal.exists(id=row_id):
         try:
